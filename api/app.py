@@ -1,0 +1,40 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routes import events, health, usage
+from api.services import Services
+from config.settings import Settings, get_settings
+
+__all__ = ("create_app",)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A configured API app (``uvicorn --factory api.app:create_app``)."""
+    settings = settings or get_settings()
+    svc = Services.create(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await svc.close()
+
+    app = FastAPI(
+        title="creditflow",
+        version="0.1.0",
+        description="Real-time usage and credit metering: exact per-app and per-account totals.",
+        lifespan=lifespan,
+    )
+    app.state.services = svc
+    app.state.tokens = svc.tokens
+    install_error_handlers(app)
+    app.include_router(usage.router)
+    app.include_router(events.router)
+    app.include_router(health.router)
+    return app

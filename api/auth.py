@@ -1,0 +1,97 @@
+"""Bearer tokens with scopes: ``admin``, ``read:<account>``, ``write:<account>``.
+
+Tokens are configured as SHA-256 hashes (never in clear), so the token file can be committed
+and shared; the admin token comes from ``CREDITFLOW_ADMIN_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from fastapi import Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.errors import ApiError
+
+__all__ = ("Principal", "TokenStore", "authenticate", "hash_token")
+
+
+def hash_token(token: str) -> str:
+    """Hex SHA-256 of a token, the form stored in the token file."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling and what they may do."""
+
+    name: str
+    scopes: frozenset[str]
+
+    @property
+    def is_admin(self) -> bool:
+        """Admin tokens may do anything."""
+        return "admin" in self.scopes
+
+    def can_read(self, account_id: str) -> bool:
+        """Read the account's usage and billing."""
+        return self.is_admin or f"read:{account_id}" in self.scopes
+
+    def can_write(self, account_id: str) -> bool:
+        """Send events for the account."""
+        return self.is_admin or f"write:{account_id}" in self.scopes
+
+
+class _TokenEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    scopes: list[str] = Field(min_length=1)
+
+
+class _TokenFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tokens: list[_TokenEntry] = Field(default_factory=list)
+
+
+class TokenStore:
+    """Token hashes and their principals."""
+
+    def __init__(self, admin_token: str, entries: list[tuple[str, str, list[str]]]) -> None:
+        self._by_hash = {hash_token(admin_token): Principal("admin", frozenset({"admin"}))}
+        for name, digest, scopes in entries:
+            self._by_hash[digest] = Principal(name, frozenset(scopes))
+
+    @classmethod
+    def load(cls, admin_token: str, path: Path) -> TokenStore:
+        """Read the token file (missing file: admin only)."""
+        data = yaml.safe_load(path.read_text()) if path.exists() else None
+        parsed = _TokenFile.model_validate(data or {})
+        return cls(admin_token, [(t.name, t.sha256, t.scopes) for t in parsed.tokens])
+
+    def principal(self, token: str) -> Principal | None:
+        """The principal of a presented token, if known."""
+        return self._by_hash.get(hash_token(token))
+
+
+def authenticate(request: Request) -> Principal:
+    """FastAPI dependency: the caller's principal, or 401."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized", "send Authorization: Bearer <token>", challenge)
+    store: TokenStore = request.app.state.tokens
+    principal = store.principal(token.strip())
+    if principal is None:
+        raise ApiError(401, "unauthorized", "unknown or expired token", challenge)
+    return principal
+
+
+Authenticated = Annotated[Principal, Depends(authenticate)]

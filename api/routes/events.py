@@ -1,0 +1,138 @@
+"""``POST /v1/events``: HTTP ingest, validated like the stream, durable in Kafka before 202."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import ORJSONResponse
+from pydantic import BaseModel
+
+from api.auth import Authenticated
+from api.errors import ApiError
+from api.services import Services, services
+from core.events import MAX_BATCH_EVENTS, Event, Reason, Rejection, decode_body
+from core.partition import time_rejection
+from models.events import CallEvent
+
+__all__ = ("router",)
+
+router = APIRouter()
+
+_MAX_BODY = 4 * 1024 * 1024
+_RECORD_BYTES = 512 * 1024
+
+
+class RejectedItem(BaseModel):
+    """Why one item of the request was not accepted."""
+
+    index: int
+    reason: Reason
+    detail: str
+
+
+class IngestAnswer(BaseModel):
+    """How many events were accepted (durably in Kafka) and which were not."""
+
+    accepted: int
+    rejected: list[RejectedItem]
+
+
+def _records(events: list[Event]) -> list[tuple[str, bytes]]:
+    """Batch records of one account each, at most 1,000 events and ~512 KiB per record."""
+    by_account: dict[str, list[bytes]] = {}
+    for event in events:
+        by_account.setdefault(event.account_id, []).append(event.raw)
+    records = []
+    for account_id, raws in by_account.items():
+        chunk: list[bytes] = []
+        size = 0
+        for raw in raws:
+            if chunk and (len(chunk) == MAX_BATCH_EVENTS or size + len(raw) > _RECORD_BYTES):
+                records.append((account_id, b"[" + b",".join(chunk) + b"]"))
+                chunk, size = [], 0
+            chunk.append(raw)
+            size += len(raw) + 1
+        records.append((account_id, b"[" + b",".join(chunk) + b"]"))
+    return records
+
+
+@router.post(
+    "/v1/events",
+    status_code=202,
+    response_class=ORJSONResponse,
+    responses={202: {"model": IngestAnswer}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            CallEvent.model_json_schema(),
+                            {
+                                "type": "array",
+                                "items": CallEvent.model_json_schema(),
+                                "maxItems": 1000,
+                            },
+                        ]
+                    }
+                }
+            },
+        }
+    },
+    summary="Send one call event or an array of up to 1,000",
+)
+async def post_events(
+    request: Request, principal: Authenticated, svc: Annotated[Services, Depends(services)]
+) -> ORJSONResponse:
+    """Accept valid events (each judged on its own); 202 once Kafka has them."""
+    body = await request.body()
+    if len(body) > _MAX_BODY:
+        raise ApiError(413, "body_too_large", f"request body is over {_MAX_BODY} bytes")
+    decoded = decode_body(body, _MAX_BODY)
+    if isinstance(decoded, Rejection):
+        raise ApiError(400, decoded.reason.value, decoded.detail)
+    limits = svc.settings.limits
+    now = time.time_ns() // 1_000_000
+    floor, ceiling = now - limits.late_horizon_ms, now + limits.future_tolerance_ms
+    accepted: list[Event] = []
+    rejected: list[dict[str, Any]] = []
+    for index, item in enumerate(decoded):
+        if isinstance(item, Event) and not principal.can_write(item.account_id):
+            item = Rejection(
+                Reason.FORBIDDEN_ACCOUNT,
+                f"this token has no write scope on account {item.account_id!r}",
+                index,
+                item.raw,
+            )
+        elif isinstance(item, Event) and not floor <= item.occurred_ms <= ceiling:
+            item = time_rejection(item, floor, ceiling, now)
+        if isinstance(item, Rejection):
+            rejected.append({"index": index, "reason": item.reason.value, "detail": item.detail})
+        else:
+            accepted.append(item)
+    if accepted:
+        await _publish(svc, _records(accepted))
+    return ORJSONResponse({"accepted": len(accepted), "rejected": rejected}, status_code=202)
+
+
+async def _publish(svc: Services, records: list[tuple[str, bytes]]) -> None:
+    try:
+        producer = await svc.producer()
+        futures = [
+            await producer.send(svc.settings.calls_topic, value, key=account.encode())
+            for account, value in records
+        ]
+        await asyncio.gather(*futures)
+    except KafkaError as error:
+        raise ApiError(
+            503,
+            "kafka_unavailable",
+            f"events could not be stored ({error}); retry the request: "
+            "events already stored are deduplicated by event_id",
+            {"Retry-After": "1"},
+        ) from None

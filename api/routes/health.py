@@ -1,0 +1,83 @@
+"""``/healthz`` and ``/metrics`` (Prometheus text), both without authentication."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import ORJSONResponse, PlainTextResponse
+from redis.exceptions import RedisError
+
+from api.services import Services, services
+from core.buckets import iso_utc
+from core.freshness import Progress, freshness
+from view.keys import EPOCH, METRICS, PROGRESS
+
+__all__ = ("router",)
+
+router = APIRouter()
+
+
+async def _progress(svc: Services) -> dict[int, Progress]:
+    lines = await svc.redis.hgetall(PROGRESS)
+    return {int(p): Progress.decode(line.decode()) for p, line in lines.items()}
+
+
+@router.get("/healthz", response_class=ORJSONResponse, summary="Liveness and readiness")
+async def healthz(svc: Annotated[Services, Depends(services)]) -> ORJSONResponse:
+    """200 when the API can answer (Redis up, view complete); 503 otherwise, with the reason."""
+    try:
+        ready = bool(await svc.redis.exists(EPOCH))
+        progress = await _progress(svc)
+    except RedisError as error:
+        return ORJSONResponse({"status": "unavailable", "redis": str(error)}, status_code=503)
+    fresh = freshness(progress, svc.settings.partitions)
+    body = {
+        "status": "ok" if ready else "rebuilding",
+        "view": "ready" if ready else "rebuilding",
+        "partitions_reporting": len(progress),
+        "partitions": svc.settings.partitions,
+        "as_of": None if fresh.as_of_ms is None else iso_utc(fresh.as_of_ms),
+        "lag": fresh.lag,
+    }
+    return ORJSONResponse(body, status_code=200 if ready else 503)
+
+
+def _metric(lines: list[str], name: str, kind: str, help_text: str) -> None:
+    lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+
+
+@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+async def metrics(svc: Annotated[Services, Depends(services)]) -> PlainTextResponse:
+    """Lag, freshness, event and dead-letter counters, as the workers report them."""
+    try:
+        progress = await _progress(svc)
+        counters = {k.decode(): int(v) for k, v in (await svc.redis.hgetall(METRICS)).items()}
+    except RedisError:
+        return PlainTextResponse("# redis unavailable\n", status_code=503)
+    lines: list[str] = []
+    _metric(
+        lines, "creditflow_consumer_lag", "gauge", "Input records not yet applied, per partition."
+    )
+    for partition, line in sorted(progress.items()):
+        lines.append(f'creditflow_consumer_lag{{partition="{partition}"}} {line.lag}')
+    fresh = freshness(progress, svc.settings.partitions)
+    _metric(
+        lines, "creditflow_freshness_seconds", "gauge", "Seconds since as_of of a usage answer."
+    )
+    if fresh.as_of_ms is not None:
+        age = max(0.0, time.time() - fresh.as_of_ms / 1000)
+        lines.append(f"creditflow_freshness_seconds {age:.3f}")
+    _metric(lines, "creditflow_events_total", "counter", "Events by outcome.")
+    for outcome in ("accepted", "duplicate", "rerouted"):
+        lines.append(
+            f'creditflow_events_total{{outcome="{outcome}"}} {counters.get(f"events_{outcome}", 0)}'
+        )
+    _metric(lines, "creditflow_dlq_total", "counter", "Dead-lettered events or records, by reason.")
+    for name, value in sorted(counters.items()):
+        if name.startswith("dlq:"):
+            lines.append(f'creditflow_dlq_total{{reason="{name[4:]}"}} {value}')
+    _metric(lines, "creditflow_records_applied_total", "counter", "Input records applied.")
+    lines.append(f"creditflow_records_applied_total {counters.get('records_applied', 0)}")
+    return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")

@@ -1,0 +1,85 @@
+"""``GET /v1/accounts/{account}/usage``: totals, per-app breakdown and local-calendar series."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import ORJSONResponse
+from redis.exceptions import RedisError
+
+from api.auth import Authenticated, Principal
+from api.errors import ApiError
+from api.services import Services, services
+from core.buckets import iso_utc
+from core.events import ID_PATTERN
+from core.usage import QueryError, compute_usage, parse_usage_query
+from models.usage import UsageAnswer
+from view.reader import AccountView, ViewNotReady
+
+__all__ = ("check_account", "read_account", "router")
+
+router = APIRouter()
+_ACCOUNT = re.compile(ID_PATTERN)
+
+
+def check_account(account: str, principal: Principal, *, write: bool = False) -> None:
+    """400 for a malformed account id, 403 when the token has no scope on it."""
+    if not _ACCOUNT.match(account):
+        raise ApiError(400, "invalid_account", f"{account!r} is not a valid account id")
+    allowed = principal.can_write(account) if write else principal.can_read(account)
+    if not allowed:
+        scope = "write" if write else "read"
+        raise ApiError(403, "forbidden", f"this token has no {scope} scope on account {account!r}")
+
+
+async def read_account(svc: Services, account: str) -> AccountView:
+    """The account's view, or 503 while Redis is down or the view is rebuilding."""
+    try:
+        return await svc.reader.account(account)
+    except ViewNotReady as error:
+        raise ApiError(503, "view_rebuilding", str(error), {"Retry-After": "2"}) from None
+    except RedisError:
+        raise ApiError(
+            503, "view_unavailable", "Redis is unreachable", {"Retry-After": "2"}
+        ) from None
+
+
+def freshness_fields(view: AccountView) -> dict[str, Any]:
+    """``as_of`` (RFC 3339 UTC, null if unknown) and ``lag``."""
+    as_of = view.freshness.as_of_ms
+    return {"as_of": None if as_of is None else iso_utc(as_of), "lag": view.freshness.lag}
+
+
+@router.get(
+    "/v1/accounts/{account}/usage",
+    response_class=ORJSONResponse,
+    responses={200: {"model": UsageAnswer}},
+    summary="Usage of an account over a range, per app, with a local-calendar series",
+)
+async def get_usage(
+    principal: Authenticated,
+    svc: Annotated[Services, Depends(services)],
+    account: Annotated[str, Path()],
+    start: Annotated[
+        str | None, Query(alias="from", description="RFC 3339 instant or YYYY-MM-DD")
+    ] = None,
+    end: Annotated[
+        str | None, Query(alias="to", description="RFC 3339 instant or YYYY-MM-DD")
+    ] = None,
+    tz: Annotated[str | None, Query(description="IANA zone; default: the contract's")] = None,
+    window: Annotated[str | None, Query(description="none | hour | day | month")] = None,
+    group_by: Annotated[str | None, Query(description="app | none")] = None,
+) -> ORJSONResponse:
+    """Exact usage over ``[from, to)``; every answer says how fresh it is."""
+    check_account(account, principal)
+    default_tz = svc.contracts.time_zone_of(account)
+    try:
+        query = parse_usage_query(account, start, end, tz, window, group_by, default_tz)
+    except QueryError as error:
+        raise ApiError(400, "invalid_query", str(error)) from None
+    view = await read_account(svc, account)
+    body = compute_usage(query, view.apps)
+    body.update(freshness_fields(view))
+    return ORJSONResponse(body)

@@ -1,0 +1,75 @@
+"""The API's connections and configuration, created once per process (FastAPI lifespan)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+from fastapi import Request
+
+from api.auth import TokenStore
+from config.contracts import ContractBook, load_contracts
+from config.settings import Settings
+from view.reader import ViewReader
+
+__all__ = ("Services", "services")
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Shared clients of one API process."""
+
+    settings: Settings
+    redis: aioredis.Redis
+    reader: ViewReader
+    contracts: ContractBook
+    tokens: TokenStore
+    _producer: AIOKafkaProducer | None = None
+    _producer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @classmethod
+    def create(cls, settings: Settings) -> Services:
+        """Connections are opened lazily; nothing here blocks on Kafka or Redis."""
+        client = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=2
+        )
+        return cls(
+            settings=settings,
+            redis=client,
+            reader=ViewReader(client, settings.partitions),
+            contracts=load_contracts(settings.contracts_file),
+            tokens=TokenStore.load(settings.effective_admin_token, settings.tokens_file),
+        )
+
+    async def producer(self) -> AIOKafkaProducer:
+        """A started idempotent producer (started on first use, so reads never wait for Kafka)."""
+        async with self._producer_lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                    acks="all",
+                    enable_idempotence=True,
+                    linger_ms=1,
+                    request_timeout_ms=10_000,
+                    max_request_size=4 * 1024 * 1024,
+                )
+                await producer.start()
+                self._producer = producer
+            return self._producer
+
+    async def close(self) -> None:
+        """Close connections."""
+        if self._producer is not None:
+            await self._producer.stop()
+        await self.redis.aclose()
+
+
+def services(request: Request) -> Services:
+    """FastAPI dependency: this process's services."""
+    found: Services = request.app.state.services
+    return found

@@ -1,0 +1,43 @@
+"""``creditflow worker``: create topics, then run the Faust worker until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import faust
+
+from config.settings import Settings
+from streams.app import create_app
+from streams.topics import ensure_topics
+
+__all__ = ("run_worker",)
+
+logger = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings) -> int:
+    """Block running one worker process; returns its exit code."""
+    # Topics must exist with creditflow's settings (LogAppendTime, compaction) before Faust
+    # subscribes, or Faust would create them with its defaults.
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(ensure_topics(settings))
+    finally:
+        loop.close()
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    app, runtime = create_app(settings)
+    worker = faust.Worker(
+        app,
+        loglevel=os.environ.get("CREDITFLOW_LOG_LEVEL", "info"),
+        redirect_stdouts=False,
+        override_logging=False,
+    )
+
+    @app.on_before_shutdown.connect
+    async def _shutdown(sender: object, **_: object) -> None:
+        await runtime.stop()
+
+    worker.execute_from_commandline()
+    return 0

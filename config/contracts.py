@@ -1,0 +1,153 @@
+"""Account contracts (plan, allotment, billing period, time zone, pay-as-you-go rate, alerts).
+
+Loaded from ``config/contracts.yaml`` and validated here; the billing arithmetic lives in
+:mod:`core.billing`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from core.events import ID_PATTERN
+from core.localtime import parse_tz
+
+__all__ = (
+    "CURRENCY_MINOR_UNITS",
+    "Contract",
+    "ContractBook",
+    "ExplicitPeriod",
+    "MonthlyPeriod",
+    "Plan",
+    "load_contracts",
+)
+
+# ISO 4217 minor units of the currencies creditflow bills in.
+CURRENCY_MINOR_UNITS: dict[str, int] = {
+    "USD": 2, "EUR": 2, "GBP": 2, "JPY": 0, "KRW": 0, "CNY": 2, "INR": 2, "SGD": 2,
+    "AUD": 2, "CAD": 2, "CHF": 2, "HKD": 2, "TWD": 2, "BHD": 3, "KWD": 3,
+}  # fmt: skip
+
+AccountId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+
+
+class Plan(BaseModel):
+    """A plan and the largest allotment a contract on it may have."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_allotment_credits: Decimal = Field(gt=0)
+    upgrade_url: str = "mailto:sales@creditflow.dev"
+
+
+class MonthlyPeriod(BaseModel):
+    """Monthly periods starting on the anchor's day of month (clamped to short months)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["monthly"] = "monthly"
+    anchor: date
+
+
+class ExplicitPeriod(BaseModel):
+    """One explicit period ``[start, end)`` of local dates."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["explicit"] = "explicit"
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ExplicitPeriod:
+        if self.start >= self.end:
+            raise ValueError("period start must be before end")
+        return self
+
+
+class Contract(BaseModel):
+    """What an account bought: an allotment per period, then pay-as-you-go."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    plan: str = "custom"
+    allotment_credits: Decimal = Field(ge=0)
+    period: Annotated[MonthlyPeriod | ExplicitPeriod, Field(discriminator="type")]
+    time_zone: str = "UTC"
+    payg_rate: Decimal = Field(gt=0, description="Price of one credit beyond the allotment.")
+    currency: str = "USD"
+    alert_thresholds: list[Annotated[int, Field(ge=1, le=1000)]] = Field(
+        default_factory=lambda: [50, 80, 100]
+    )
+    version: int = Field(1, ge=1)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        parse_tz(value)
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        if value not in CURRENCY_MINOR_UNITS:
+            raise ValueError(f"unknown currency {value!r}; known: {sorted(CURRENCY_MINOR_UNITS)}")
+        return value
+
+    @field_validator("alert_thresholds")
+    @classmethod
+    def _sorted_unique(cls, value: list[int]) -> list[int]:
+        return sorted(set(value))
+
+
+class ContractBook(BaseModel):
+    """Plans and per-account contracts, as in ``config/contracts.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default_time_zone: str = "UTC"
+    plans: dict[str, Plan] = Field(default_factory=dict)
+    accounts: dict[AccountId, Contract] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _within_plans(self) -> ContractBook:
+        for account_id, contract in self.accounts.items():
+            check_against_plans(account_id, contract, self.plans)
+        return self
+
+    def time_zone_of(self, account_id: str) -> str:
+        """The account's contract zone, else the default."""
+        contract = self.accounts.get(account_id)
+        return contract.time_zone if contract else self.default_time_zone
+
+
+def check_against_plans(account_id: str, contract: Contract, plans: dict[str, Plan]) -> None:
+    """Raise ValueError when a contract names an unknown plan or exceeds the plan's maximum."""
+    plan = plans.get(contract.plan)
+    if plan is None:
+        raise ValueError(f"{account_id}: unknown plan {contract.plan!r}")
+    if contract.allotment_credits > plan.max_allotment_credits:
+        raise ValueError(
+            f"{account_id}: allotment {contract.allotment_credits} exceeds the "
+            f"{contract.plan} plan's maximum of {plan.max_allotment_credits}"
+        )
+
+
+def load_contracts(path: Path) -> ContractBook:
+    """Read and validate a contracts file; a missing file means no contracts."""
+    if not path.exists():
+        return ContractBook()
+    data = yaml.safe_load(path.read_text()) or {}
+    return ContractBook.model_validate(data)

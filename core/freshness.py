@@ -1,0 +1,64 @@
+"""How fresh an answer is: ``as_of`` and ``lag`` from the workers' per-partition progress.
+
+Each worker reports, per input partition it owns, the last offset whose effects are in the
+serving view (``applied``), the partition's end offset, the append time of the newest applied
+record (``watermark_ms``) and when the end offset was read (``checked_ms``). Everything appended
+before ``checked_ms`` has an offset below ``end``; if ``applied`` reaches ``end - 1`` the view is
+complete up to ``checked_ms``, otherwise only up to ``watermark_ms``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ("Freshness", "Progress", "freshness")
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """One partition's progress line, as stored in the view."""
+
+    applied: int
+    end: int
+    watermark_ms: int
+    checked_ms: int
+
+    def encode(self) -> str:
+        """Compact text form."""
+        return f"{self.applied},{self.end},{self.watermark_ms},{self.checked_ms}"
+
+    @classmethod
+    def decode(cls, line: str) -> Progress:
+        """Parse :meth:`encode`'s output."""
+        applied, end, watermark, checked = (int(part) for part in line.split(","))
+        return cls(applied, end, watermark, checked)
+
+    @property
+    def lag(self) -> int:
+        """Records appended but not applied when the end offset was read."""
+        return max(0, self.end - 1 - self.applied)
+
+    @property
+    def complete_as_of(self) -> int:
+        """Instant before which every record of this partition is reflected."""
+        return self.checked_ms if self.lag == 0 else self.watermark_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """``as_of`` (epoch ms, None when unknown) and ``lag`` (records) of an answer."""
+
+    as_of_ms: int | None
+    lag: int
+
+
+def freshness(progress: Mapping[int, Progress], partitions: int) -> Freshness:
+    """Freshness over all input partitions: an unkeyed event may sit in any of them.
+
+    A partition that no worker has reported yet makes ``as_of`` unknown.
+    """
+    lag = sum(line.lag for line in progress.values())
+    if any(partition not in progress for partition in range(partitions)):
+        return Freshness(None, lag)
+    return Freshness(min(line.complete_as_of for line in progress.values()), lag)

@@ -1,0 +1,99 @@
+"""Exact credit amounts.
+
+Credits travel as decimal strings and live inside creditflow as integer micro-credits
+(1 credit = 1,000,000 micro-credits), so sums are exact and never touch binary floats.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+__all__ = (
+    "MAX_EVENT_MICRO",
+    "MICRO",
+    "CreditsError",
+    "format_micro",
+    "micro_from_decimal",
+    "micro_from_json_number",
+    "micro_from_text",
+    "round_half_up",
+)
+
+MICRO = 1_000_000
+MAX_EVENT_MICRO = 1_000_000_000 * MICRO
+_MAX_FRACTION_DIGITS = 6
+
+# A decimal string as the contract allows it: digits, optionally a point and more digits.
+_DECIMAL_TEXT = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
+
+
+class CreditsError(ValueError):
+    """A credits value that is not an exact, non-negative amount within the contract's bounds."""
+
+
+def micro_from_text(text: str) -> int:
+    """Parse a decimal string such as ``"12.5"`` into micro-credits.
+
+    Accepts plain decimal notation only (no sign, exponent, spaces or underscores).
+    Trailing zeros beyond six fractional digits are fine; other digits there are not.
+    """
+    match = _DECIMAL_TEXT.fullmatch(text)
+    if match is None:
+        raise CreditsError(f"credits must be a plain decimal string, got {text!r}")
+    whole, fraction = match.group(1), match.group(2) or ""
+    if len(fraction) > _MAX_FRACTION_DIGITS:
+        if fraction[_MAX_FRACTION_DIGITS:].strip("0"):
+            raise CreditsError("credits have more than 6 fractional digits")
+        fraction = fraction[:_MAX_FRACTION_DIGITS]
+    micro = int(whole) * MICRO + int(fraction.ljust(_MAX_FRACTION_DIGITS, "0"))
+    return _bounded(micro)
+
+
+def micro_from_json_number(text: str) -> int:
+    """Parse the literal text of a JSON number (``12.5``, ``1e3``) into micro-credits."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise CreditsError(f"credits must be a number, got {text!r}") from None
+    return micro_from_decimal(value)
+
+
+def micro_from_decimal(value: Decimal | int) -> int:
+    """Convert an exact Decimal or int amount of credits into micro-credits."""
+    if isinstance(value, bool):
+        raise CreditsError("credits must be a number, not a boolean")
+    if isinstance(value, int):
+        return _bounded(value * MICRO)
+    if not value.is_finite():
+        raise CreditsError("credits must be a finite number")
+    if value < 0:
+        raise CreditsError("credits must be >= 0")
+    if value > MAX_EVENT_MICRO // MICRO:
+        raise CreditsError("credits must be <= 1000000000")
+    scaled = value.scaleb(_MAX_FRACTION_DIGITS)
+    if scaled != scaled.to_integral_value():
+        raise CreditsError("credits have more than 6 fractional digits")
+    return _bounded(int(scaled))
+
+
+def _bounded(micro: int) -> int:
+    if micro < 0:
+        raise CreditsError("credits must be >= 0")
+    if micro > MAX_EVENT_MICRO:
+        raise CreditsError("credits must be <= 1000000000")
+    return micro
+
+
+def format_micro(micro: int) -> str:
+    """Render micro-credits as the shortest exact decimal string (``12500000`` -> ``"12.5"``)."""
+    sign = "-" if micro < 0 else ""
+    whole, fraction = divmod(abs(micro), MICRO)
+    if fraction == 0:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{fraction:06d}".rstrip("0")
+
+
+def round_half_up(amount: Decimal, minor_digits: int) -> Decimal:
+    """Round a money amount half-up to ``minor_digits`` decimals (2 for USD, 0 for KRW)."""
+    return amount.quantize(Decimal(1).scaleb(-minor_digits), rounding=ROUND_HALF_UP)

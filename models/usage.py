@@ -1,0 +1,69 @@
+"""The usage answer of the API and the bucket records of ``usage.buckets.v1``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ("AppUsage", "BucketRecord", "SeriesPoint", "Totals", "UsageAnswer")
+
+Credits = str
+
+
+class Totals(BaseModel):
+    """Calls and credits (an exact decimal string)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    calls: int
+    credits: Credits
+
+
+class AppUsage(Totals):
+    """Totals of one app."""
+
+    app_id: str
+
+
+class SeriesPoint(Totals):
+    """One local hour, day or month of the range (clipped to the range at its ends)."""
+
+    start: str
+    end: str
+    apps: list[AppUsage] | None = Field(description="Per-app totals; null when group_by=none.")
+
+
+class UsageAnswer(BaseModel):
+    """Usage of an account over ``[from, to)``, with how fresh the answer is."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    account_id: str
+    from_: str = Field(alias="from")
+    to: str
+    tz: str
+    window: Literal["none", "hour", "day", "month"]
+    group_by: Literal["app", "none"]
+    total: Totals
+    apps: list[AppUsage] | None = Field(description="Per-app totals; null when group_by=none.")
+    series: list[SeriesPoint]
+    as_of: str | None = Field(
+        description="Every event appended to usage.calls.v1 before this instant is counted."
+    )
+    lag: int = Field(description="Input records appended but not yet reflected in this answer.")
+
+
+class BucketRecord(BaseModel):
+    """Absolute value of one 15-minute bucket; key ``account|app|bucket_start``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account_id: str
+    app_id: str
+    bucket_start: str
+    bucket_end: str
+    calls: int
+    credits: Credits
+    version: int = Field(description="Input offset of the last change; larger is newer.")
+    source_partition: int

@@ -1,0 +1,146 @@
+"""Kafka records creditflow publishes for an applied batch: buckets, dead letters, re-routes.
+
+Pure functions from a :class:`core.partition.BatchOutcome` to records, so their wire formats are
+unit-tested without a broker.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from core.buckets import BUCKET_MS, iso_utc
+from core.events import Event, Rejection
+from core.money import format_micro
+from core.partition import BatchOutcome, SourceRecord
+
+__all__ = (
+    "REROUTED_FROM_HEADER",
+    "OutRecord",
+    "bucket_records",
+    "dlq_record",
+    "dlq_records",
+    "reroute_records",
+)
+
+REROUTED_FROM_HEADER = "creditflow-rerouted-from"
+
+_encode = msgspec.json.encode
+_lenient = msgspec.json.Decoder()
+
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    """A record to produce; ``partition`` None lets the key decide."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None = None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def bucket_records(outcome: BatchOutcome, source_partition: int, topic: str) -> list[OutRecord]:
+    """One absolute-value record per changed bucket, keyed ``account|app|bucket_start``."""
+    records = []
+    for (account_id, app_id, start), value in outcome.changed.items():
+        start_text = iso_utc(start)
+        body = {
+            "account_id": account_id,
+            "app_id": app_id,
+            "bucket_start": start_text,
+            "bucket_end": iso_utc(start + BUCKET_MS),
+            "calls": value.calls,
+            "credits": format_micro(value.micro),
+            "version": value.version,
+            "source_partition": source_partition,
+        }
+        key = f"{account_id}|{app_id}|{start_text}".encode()
+        records.append(OutRecord(topic, key, _encode(body)))
+    return records
+
+
+def dlq_records(outcome: BatchOutcome, calls_topic: str, dlq_topic: str) -> list[OutRecord]:
+    """One dead-letter record per rejected event or unreadable record."""
+    return [
+        dlq_record(source, rejection, calls_topic, dlq_topic)
+        for source, rejection in outcome.rejected
+    ]
+
+
+def dlq_record(
+    source: SourceRecord, rejection: Rejection, calls_topic: str, dlq_topic: str
+) -> OutRecord:
+    """The dead-letter record of one rejection, with the original bytes and where they came from."""
+    dlq_id = f"{calls_topic}:{source.partition}:{source.offset}"
+    if rejection.index is not None:
+        dlq_id += f":{rejection.index}"
+    body: dict[str, Any] = {
+        "dlq_id": dlq_id,
+        "reason": rejection.reason.value,
+        "detail": rejection.detail,
+        "source": {
+            "topic": calls_topic,
+            "partition": source.partition,
+            "offset": source.offset,
+            "timestamp": iso_utc(source.timestamp_ms),
+            "key": _text_or_none(source.key),
+        },
+        "index": rejection.index,
+        "account_id": _account_of(rejection.raw),
+        "rerouted_from": source.rerouted_from,
+    }
+    text = _text_or_none(rejection.raw)
+    if text is None:
+        body["original_base64"] = base64.b64encode(rejection.raw).decode()
+    else:
+        body["original"] = text
+    return OutRecord(dlq_topic, source.key, _encode(body))
+
+
+def reroute_records(outcome: BatchOutcome, calls_topic: str) -> list[OutRecord]:
+    """Events that arrived on the wrong partition, re-published keyed by their account.
+
+    One batch record per (source record, account), so the origin header stays exact.
+    """
+    records = []
+    for target, items in outcome.rerouted.items():
+        groups: dict[tuple[int, str], tuple[SourceRecord, list[Event]]] = {}
+        for source, event in items:
+            groups.setdefault((source.offset, event.account_id), (source, []))[1].append(event)
+        for (_, account_id), (source, events) in groups.items():
+            value = b"[" + b",".join(event.raw for event in events) + b"]"
+            origin = source.rerouted_from or f"{calls_topic}:{source.partition}:{source.offset}"
+            records.append(
+                OutRecord(
+                    calls_topic,
+                    account_id.encode(),
+                    value,
+                    target,
+                    [(REROUTED_FROM_HEADER, origin.encode())],
+                )
+            )
+    return records
+
+
+def _text_or_none(raw: bytes | None) -> str | None:
+    if raw is None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _account_of(raw: bytes) -> str | None:
+    """The account an unreadable or invalid event names, when it names one."""
+    try:
+        value = _lenient.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(value, dict) and isinstance(value.get("account_id"), str):
+        return str(value["account_id"])[:64]
+    return None

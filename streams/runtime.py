@@ -1,0 +1,129 @@
+"""What a worker runs beside its Faust agent: producer, Redis, progress and the view keeper."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from redis.exceptions import RedisError
+
+from config.settings import Settings
+from core.freshness import Progress
+from streams.partitioner import account_partition
+from streams.processor import Processor, now_ms
+from streams.viewkeeper import ViewKeeper
+from view.keys import PROGRESS
+from view.writer import ViewWriter
+
+__all__ = ("WorkerRuntime",)
+
+logger = logging.getLogger(__name__)
+
+
+class WorkerRuntime:
+    """Started lazily by the agent (before its first batch) and by rebalance callbacks."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis: aioredis.Redis = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=2
+        )
+        self.writer = ViewWriter(self.redis)
+        self.keeper = ViewKeeper(settings, self.redis, self.writer)
+        self._producer: AIOKafkaProducer | None = None
+        self._processor: Processor | None = None
+        self._offsets: AIOKafkaConsumer | None = None
+        self._started = False
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Start once; later calls return at once."""
+        async with self._lock:
+            if self._started:
+                return
+            # aiokafka clients bind to the running loop, so they are made here, not in __init__.
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=2,
+                max_batch_size=512 * 1024,
+                max_request_size=8 * 1024 * 1024,
+                request_timeout_ms=30_000,
+            )
+            await self._producer.start()
+            self._offsets = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.kafka_bootstrap_servers, enable_auto_commit=False
+            )
+            await self._offsets.start()
+            partitions = self.settings.partitions
+            self._processor = Processor(
+                self.settings,
+                self._producer,
+                self.writer,
+                lambda account: account_partition(account, partitions),
+                self._view_applied,
+            )
+            self._tasks = [
+                asyncio.ensure_future(
+                    self._every(self.settings.heartbeat_ms / 1000, self._heartbeat)
+                ),
+                asyncio.ensure_future(self._every(1.0, self.keeper.check)),
+            ]
+            self._started = True
+            logger.info("creditflow worker ready")
+
+    async def stop(self) -> None:
+        """Stop background loops and clients."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._offsets is not None:
+            await self._offsets.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+        await self.redis.aclose()
+
+    @property
+    def processor(self) -> Processor:
+        """The batch processor (exists once :meth:`start` ran)."""
+        if self._processor is None:
+            raise RuntimeError("worker runtime not started")
+        return self._processor
+
+    async def _view_applied(self, partition: int) -> int | None:
+        try:
+            line = await self.redis.hget(PROGRESS, str(partition))
+        except RedisError:
+            return None
+        return None if line is None else Progress.decode(line.decode()).applied
+
+    async def _heartbeat(self) -> None:
+        owned = sorted(self.processor.owned)
+        if not owned:
+            return
+        checked = now_ms()
+        tps = [TopicPartition(self.settings.calls_topic, p) for p in owned]
+        assert self._offsets is not None
+        ends = await self._offsets.end_offsets(tps)
+        await self.processor.heartbeat(
+            {tp.partition: offset for tp, offset in ends.items()}, checked
+        )
+
+    @staticmethod
+    async def _every(seconds: float, job: object) -> None:
+        while True:
+            try:
+                await job()  # type: ignore[operator]
+            except (KafkaError, RedisError, OSError) as error:
+                logger.warning("background job failed: %s", error)
+            except Exception:
+                logger.exception("background job crashed")
+            await asyncio.sleep(seconds)

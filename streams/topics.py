@@ -1,0 +1,118 @@
+"""The Kafka topics creditflow owns, and their idempotent creation."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from config.settings import Settings
+
+__all__ = ("TopicSpec", "ensure_topics", "partitions_of", "topic_specs")
+
+logger = logging.getLogger(__name__)
+
+_YEAR_MS = 365 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """Name, partition count and topic-level configuration."""
+
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic, with the settings the design relies on."""
+    horizon_ms = settings.late_horizon_days * 24 * 3600 * 1000
+    return [
+        # LogAppendTime: the broker stamps arrival, so "too late" is judged the same on replay.
+        TopicSpec(
+            settings.calls_topic,
+            settings.partitions,
+            {"message.timestamp.type": "LogAppendTime", "retention.ms": str(horizon_ms * 2)},
+        ),
+        TopicSpec(
+            settings.dlq_topic,
+            settings.partitions,
+            {"message.timestamp.type": "LogAppendTime", "retention.ms": str(_YEAR_MS)},
+        ),
+        # Absolute bucket values: compaction keeps the latest value of every bucket forever.
+        TopicSpec(
+            settings.buckets_topic,
+            settings.partitions,
+            {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+        ),
+        TopicSpec(settings.alerts_topic, settings.partitions, {"cleanup.policy": "compact"}),
+        # One state-log partition per input partition (same number, same owner).
+        TopicSpec(
+            settings.state_topic,
+            settings.partitions,
+            {
+                "cleanup.policy": "compact",
+                "segment.ms": "3600000",
+                "min.cleanable.dirty.ratio": "0.1",
+                "max.message.bytes": str(8 * 1024 * 1024),
+            },
+        ),
+    ]
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create missing topics and check that the state log matches the input's partitions."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        specs = topic_specs(settings)
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            spec.name,
+                            spec.partitions,
+                            settings.replication_factor,
+                            topic_configs=spec.config,
+                        )
+                        for spec in missing
+                    ]
+                )
+            except TopicAlreadyExistsError:
+                logger.debug("topics created concurrently by another process")
+            logger.info("created topics %s", [spec.name for spec in missing])
+        described = await admin.describe_topics([settings.calls_topic, settings.state_topic])
+        counts = {item["topic"]: len(item["partitions"]) for item in described}
+        if counts.get(settings.calls_topic) != counts.get(settings.state_topic):
+            raise RuntimeError(
+                f"{settings.state_topic} must have as many partitions as {settings.calls_topic}: "
+                f"{counts}"
+            )
+        if counts.get(settings.calls_topic) != settings.partitions:
+            raise RuntimeError(
+                f"{settings.calls_topic} has {counts.get(settings.calls_topic)} partitions but "
+                f"CREDITFLOW_PARTITIONS is {settings.partitions}; they must agree"
+            )
+    finally:
+        await admin.close()
+
+
+async def partitions_of(settings: Settings, topic: str) -> list[int]:
+    """Partition numbers of an existing topic (empty if it does not exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(
+        part["partition"]
+        for item in described
+        if item["topic"] == topic and not item.get("error_code")
+        for part in item["partitions"]
+    )

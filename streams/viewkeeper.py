@@ -1,0 +1,108 @@
+"""Keeps the Redis view whole: rebuilds it from ``usage.buckets.v1`` when Redis lost it.
+
+The view is complete when ``cf:epoch`` exists. A fresh or wiped Redis has none; the first worker
+to take the rebuild lock replays the compacted bucket topic into Redis (versioned upserts, so it
+never overwrites newer live writes) and then sets a new epoch. The API answers 503 meanwhile
+rather than show partial totals.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from config.settings import Settings
+from core.buckets import to_epoch_ms
+from core.money import micro_from_text
+from streams.replay import replay
+from streams.topics import partitions_of
+from view.keys import EPOCH, REBUILD_LOCK
+from view.writer import BucketWrite, ViewWriter
+
+__all__ = ("ViewKeeper", "parse_bucket_value")
+
+logger = logging.getLogger(__name__)
+
+_LOCK_MS = 60_000
+
+
+class _BucketValue(msgspec.Struct):
+    account_id: str
+    app_id: str
+    bucket_start: datetime
+    calls: int
+    credits: str
+    version: int
+
+
+_decoder = msgspec.json.Decoder(_BucketValue)
+
+
+def parse_bucket_value(value: bytes) -> BucketWrite:
+    """A ``usage.buckets.v1`` value as a view write."""
+    bucket = _decoder.decode(value)
+    return (
+        bucket.account_id,
+        bucket.app_id,
+        to_epoch_ms(bucket.bucket_start),
+        bucket.calls,
+        micro_from_text(bucket.credits),
+        bucket.version,
+    )
+
+
+class ViewKeeper:
+    """Checks the view's epoch and rebuilds the view when it is missing."""
+
+    def __init__(self, settings: Settings, client: aioredis.Redis, writer: ViewWriter) -> None:
+        self.settings = settings
+        self._redis = client
+        self._writer = writer
+        self._me = uuid.uuid4().hex
+        self.rebuilds = 0
+
+    async def check(self) -> None:
+        """Rebuild the view if it is incomplete and no other worker is rebuilding it."""
+        try:
+            if self._writer.overflowed:
+                await self._redis.delete(EPOCH)
+            if await self._redis.exists(EPOCH):
+                return
+            if not await self._redis.set(REBUILD_LOCK, self._me, nx=True, px=_LOCK_MS):
+                return
+        except RedisError as error:
+            logger.debug("view check skipped, Redis unavailable: %s", error)
+            return
+        try:
+            self._writer.overflowed = False
+            count = await self._rebuild()
+            if await self._writer.flush():
+                await self._redis.set(EPOCH, uuid.uuid4().hex)
+                self.rebuilds += 1
+                logger.info(
+                    "view rebuilt from %s: %d bucket records", self.settings.buckets_topic, count
+                )
+        except RedisError as error:
+            logger.warning("view rebuild interrupted: %s", error)
+        finally:
+            try:
+                if await self._redis.get(REBUILD_LOCK) == self._me.encode():
+                    await self._redis.delete(REBUILD_LOCK)
+            except RedisError:
+                pass
+
+    async def _rebuild(self) -> int:
+        topic = self.settings.buckets_topic
+        count = 0
+        async for batch in replay(self.settings, topic, await partitions_of(self.settings, topic)):
+            writes = [parse_bucket_value(m.value) for m in batch if m.value is not None]
+            count += len(writes)
+            if writes and not await self._writer.write(writes):
+                raise RedisError("view write failed during rebuild")
+            await self._redis.pexpire(REBUILD_LOCK, _LOCK_MS)
+        return count

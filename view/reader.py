@@ -1,0 +1,89 @@
+"""Reads the serving view for the API, keeping a per-account cache that is refreshed by delta.
+
+Each read costs one Redis round trip (a Lua script returning the epoch, the progress lines and
+only the buckets changed since the cached sequence), then prefix sums answer any range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+
+import redis.asyncio as aioredis
+
+from core.freshness import Freshness, Progress, freshness
+from core.usage import AppSeries
+from view.keys import parse_bucket_field
+
+__all__ = ("AccountView", "ViewNotReady", "ViewReader")
+
+_CHANGES = resources.files("view").joinpath("changes.lua").read_text()
+
+
+class ViewNotReady(RuntimeError):
+    """The view is empty or being rebuilt; answering now would show partial totals."""
+
+
+@dataclass(slots=True)
+class _Cached:
+    epoch: bytes
+    seq: int = 0
+    buckets: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict)
+    series: dict[str, AppSeries] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """An account's per-app series and how fresh they are."""
+
+    apps: dict[str, AppSeries]
+    freshness: Freshness
+    seq: int
+
+
+class ViewReader:
+    """Cached, incrementally refreshed reads of accounts' buckets."""
+
+    def __init__(self, client: aioredis.Redis, partitions: int, max_accounts: int = 10_000) -> None:
+        self._changes = client.register_script(_CHANGES)
+        self._partitions = partitions
+        self._max_accounts = max_accounts
+        self._cache: dict[str, _Cached] = {}
+
+    async def account(self, account_id: str) -> AccountView:
+        """The account's current buckets; raises :class:`ViewNotReady` while rebuilding."""
+        cached = self._cache.get(account_id)
+        reply = await self._changes(args=[account_id, cached.seq if cached else 0])
+        epoch, top, n_progress = reply[0], int(reply[1]), int(reply[2])
+        if epoch is None:
+            self._cache.pop(account_id, None)
+            raise ViewNotReady("the usage view is being rebuilt from Kafka; retry shortly")
+        progress = {
+            int(reply[3 + 2 * i]): Progress.decode(reply[4 + 2 * i].decode())
+            for i in range(n_progress)
+        }
+        changed = reply[3 + 2 * n_progress :]
+        if cached is None or cached.epoch != epoch:
+            if cached is not None:
+                # A new epoch means a rebuilt view: start over from sequence zero.
+                self._cache.pop(account_id, None)
+                return await self.account(account_id)
+            cached = _Cached(epoch)
+            if len(self._cache) >= self._max_accounts:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[account_id] = cached
+        dirty: set[str] = set()
+        for i in range(0, len(changed), 2):
+            value = changed[i + 1]
+            if not value:
+                continue
+            app_id, bucket_ms = parse_bucket_field(changed[i].decode())
+            _, calls, micro = value.split(b":")
+            cached.buckets.setdefault(app_id, {})[bucket_ms] = (int(calls), int(micro))
+            dirty.add(app_id)
+        for app_id in dirty:
+            cached.series[app_id] = AppSeries.from_buckets(
+                (start, calls, micro) for start, (calls, micro) in cached.buckets[app_id].items()
+            )
+        cached.seq = max(cached.seq, top)
+        return AccountView(dict(cached.series), freshness(progress, self._partitions), cached.seq)
