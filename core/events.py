@@ -75,7 +75,9 @@ class Rejection:
     raw: bytes
 
 
-_Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
+# msgspec matches patterns with Python's re.search, where "$" also matches before a trailing
+# newline ("acme\n" would pass); "\Z" does not. (pydantic's Rust engine reads "$" as the end.)
+_Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN.removesuffix("$") + r"\Z")]
 _Scalar = str | int | float | bool | None
 
 
@@ -108,7 +110,10 @@ def _explain(error: msgspec.ValidationError) -> str:
 def _credits_micro(raw: bytes) -> int:
     text = raw.decode()
     if text.startswith('"'):
-        return micro_from_text(text[1:-1])
+        inner = text[1:-1]
+        if "\\" in inner:  # JSON escapes ("1\u0032" is "12"); the outer decode checked syntax
+            inner = msgspec.json.decode(raw, type=str)
+        return micro_from_text(inner)
     if text[0] in "-0123456789":
         return micro_from_json_number(text)
     raise CreditsError("credits must be a decimal string or a JSON number")
@@ -117,11 +122,20 @@ def _credits_micro(raw: bytes) -> int:
 def decode_event(raw: bytes, index: int | None = None) -> Event | Rejection:
     """Validate one JSON event object."""
     try:
+        return _decode_event(raw, index)
+    except UnicodeDecodeError as error:  # msgspec raises it for invalid UTF-8 inside strings
+        return Rejection(Reason.INVALID_ENCODING, f"event is not UTF-8: {error}", index, raw)
+
+
+def _decode_event(raw: bytes, index: int | None) -> Event | Rejection:
+    try:
         fields = _event_decoder.decode(raw)
     except msgspec.ValidationError as error:
         return Rejection(Reason.INVALID_EVENT, _explain(error), index, raw)
     except msgspec.DecodeError as error:
         return Rejection(Reason.INVALID_JSON, str(error), index, raw)
+    except UnicodeDecodeError as error:
+        return Rejection(Reason.INVALID_ENCODING, f"event is not UTF-8: {error}", index, raw)
     try:
         micro = _credits_micro(bytes(fields.credits))
     except CreditsError as error:
@@ -156,8 +170,16 @@ def decode_body(value: bytes, max_bytes: int) -> list[Event | Rejection] | Rejec
     """Validate a record value: one event object or an array of up to 1,000 of them.
 
     Returns the outcome of every event in order (each judged on its own), or one record-level
-    rejection when the value as a whole cannot be read.
+    rejection when the value as a whole cannot be read. Never raises: a worker must not stop
+    on any input, so even an unforeseen decoding failure becomes a rejection that keeps the bytes.
     """
+    try:
+        return _decode_body(value, max_bytes)
+    except Exception as error:  # noqa: BLE001 (the last line of defence against poison records)
+        return Rejection(Reason.INVALID_EVENT, f"unreadable record: {error!r}", None, value)
+
+
+def _decode_body(value: bytes, max_bytes: int) -> list[Event | Rejection] | Rejection:
     if len(value) > max_bytes:
         return Rejection(
             Reason.RECORD_TOO_LARGE, f"record is {len(value)} bytes, limit {max_bytes}", None, value
@@ -182,7 +204,10 @@ def decode_body(value: bytes, max_bytes: int) -> list[Event | Rejection] | Rejec
         return [_decode_item(bytes(item), i) for i, item in enumerate(items)]
     if head == b"{":
         outcome = decode_event(value)
-        if isinstance(outcome, Rejection) and outcome.reason is Reason.INVALID_JSON:
+        if isinstance(outcome, Rejection) and outcome.reason in (
+            Reason.INVALID_JSON,
+            Reason.INVALID_ENCODING,
+        ):
             return _unreadable(value, None)
         return [outcome]
     return _unreadable(value, None)

@@ -5,6 +5,9 @@ serving view (``applied``), the partition's end offset, the append time of the n
 record (``watermark_ms``) and when the end offset was read (``checked_ms``). Everything appended
 before ``checked_ms`` has an offset below ``end``; if ``applied`` reaches ``end - 1`` the view is
 complete up to ``checked_ms``, otherwise only up to ``watermark_ms``.
+
+Known gap: an event published under the wrong key is counted once its worker re-routes it to
+the account's partition, normally within one batch; until then ``as_of`` may already cover it.
 """
 
 from __future__ import annotations
@@ -41,8 +44,14 @@ class Progress:
 
     @property
     def complete_as_of(self) -> int:
-        """Instant before which every record of this partition is reflected."""
-        return self.checked_ms if self.lag == 0 else self.watermark_ms
+        """Instant before which every record of this partition is reflected.
+
+        Records are applied in append order, so everything up to the newest applied record's
+        append time is in; when nothing was left at ``checked_ms``, everything before it is in.
+        """
+        if self.lag == 0:
+            return max(self.checked_ms, self.watermark_ms)
+        return self.watermark_ms
 
 
 @dataclass(frozen=True, slots=True)

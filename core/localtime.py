@@ -43,7 +43,7 @@ def parse_tz(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r}")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "America" is a directory
         raise ValueError(
             f"unknown time zone {name!r}; use an IANA name such as Asia/Seoul"
         ) from None
@@ -110,7 +110,14 @@ def boundaries(start_ms: int, end_ms: int, tz: ZoneInfo, window: Window) -> list
         inner = _hour_edges(start_ms, end_ms, tz)
     else:
         inner = _calendar_edges(start_ms, end_ms, tz, window)
-    return [start_ms, *(edge for edge in inner if start_ms < edge < end_ms), end_ms]
+    edges = [start_ms]
+    for edge in inner:
+        # Strictly increasing: a skipped local date (Pacific/Apia 2011-12-30) shares its first
+        # instant with the next date and must not become an empty window.
+        if edges[-1] < edge < end_ms:
+            edges.append(edge)
+    edges.append(end_ms)
+    return edges
 
 
 def _hour_edges(start_ms: int, end_ms: int, tz: ZoneInfo) -> Iterator[int]:

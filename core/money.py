@@ -23,6 +23,7 @@ __all__ = (
 MICRO = 1_000_000
 MAX_EVENT_MICRO = 1_000_000_000 * MICRO
 _MAX_FRACTION_DIGITS = 6
+_ONE_MICRO = Decimal(1).scaleb(-_MAX_FRACTION_DIGITS)
 
 # A decimal string as the contract allows it: digits, optionally a point and more digits.
 _DECIMAL_TEXT = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
@@ -41,7 +42,10 @@ def micro_from_text(text: str) -> int:
     match = _DECIMAL_TEXT.fullmatch(text)
     if match is None:
         raise CreditsError(f"credits must be a plain decimal string, got {text!r}")
-    whole, fraction = match.group(1), match.group(2) or ""
+    whole, fraction = match.group(1).lstrip("0") or "0", match.group(2) or ""
+    if len(whole) > len(str(MAX_EVENT_MICRO // MICRO)):
+        # Too large; checked before int(), which refuses strings of more than 4,300 digits.
+        raise CreditsError("credits must be <= 1000000000")
     if len(fraction) > _MAX_FRACTION_DIGITS:
         if fraction[_MAX_FRACTION_DIGITS:].strip("0"):
             raise CreditsError("credits have more than 6 fractional digits")
@@ -71,10 +75,12 @@ def micro_from_decimal(value: Decimal | int) -> int:
         raise CreditsError("credits must be >= 0")
     if value > MAX_EVENT_MICRO // MICRO:
         raise CreditsError("credits must be <= 1000000000")
-    scaled = value.scaleb(_MAX_FRACTION_DIGITS)
-    if scaled != scaled.to_integral_value():
+    # quantize() rounds the exact value; scaleb() would first round it to the context's 28
+    # digits, silently accepting e.g. 1.0000000000000000000000000001 as 1.
+    whole_micro = value.quantize(_ONE_MICRO)
+    if whole_micro != value:
         raise CreditsError("credits have more than 6 fractional digits")
-    return _bounded(int(scaled))
+    return _bounded(int(whole_micro.scaleb(_MAX_FRACTION_DIGITS)))
 
 
 def _bounded(micro: int) -> int:

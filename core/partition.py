@@ -110,7 +110,9 @@ class PartitionState:
     ) -> BatchOutcome:
         """Apply records of this partition, in offset order, and report what changed."""
         outcome = BatchOutcome(first_offset=self.applied, last_offset=self.applied)
-        touched: set[BucketKey] = set()
+        # The cells themselves, not just their keys: a later record of the same batch may move
+        # the floor and evict a bucket this batch changed; its final value must still be reported.
+        touched: dict[BucketKey, list[int]] = {}
         for record in records:
             if record.offset <= self.applied:
                 outcome.replayed += 1
@@ -119,8 +121,7 @@ class PartitionState:
             self.applied = record.offset
             outcome.records += 1
         outcome.last_offset = self.applied
-        for key in touched:
-            cell = self.buckets[key]
+        for key, cell in touched.items():
             outcome.changed[key] = BucketValue(cell[0], cell[1], cell[2])
         return outcome
 
@@ -129,7 +130,7 @@ class PartitionState:
         record: SourceRecord,
         partition_for: Callable[[str], int],
         outcome: BatchOutcome,
-        touched: set[BucketKey],
+        touched: dict[BucketKey, list[int]],
     ) -> None:
         if record.timestamp_ms > self.watermark_ms:
             previous_floor = self.floor_ms
@@ -168,7 +169,7 @@ class PartitionState:
             cell[0] += item.calls
             cell[1] += item.micro
             cell[2] = record.offset
-            touched.add(key)
+            touched[key] = cell
             outcome.accepted += 1
 
     def _evict(self) -> None:

@@ -66,10 +66,17 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
     @app.agent(calls, name="aggregate")
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
         await runtime.start()
-        async for events in stream.take_events(
-            settings.batch_max_records, within=settings.batch_window_ms / 1000
-        ):
-            await runtime.processor.process([to_source_record(event) for event in events])
+        try:
+            async for events in stream.take_events(
+                settings.batch_max_records, within=settings.batch_window_ms / 1000
+            ):
+                await runtime.processor.process([to_source_record(event) for event in events])
+        except Exception as error:
+            # A bug, not bad input (input never raises). Stop the whole worker so a supervisor
+            # restarts it, instead of a live process whose agent no longer consumes.
+            logger.critical("aggregation agent failed; stopping the worker", exc_info=error)
+            await app.crash(error)
+            raise
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:

@@ -139,7 +139,7 @@ def _account_of(raw: bytes) -> str | None:
     """The account an unreadable or invalid event names, when it names one."""
     try:
         value = _lenient.decode(raw)
-    except msgspec.DecodeError:
+    except ValueError:  # msgspec.DecodeError, or UnicodeDecodeError inside a string
         return None
     if isinstance(value, dict) and isinstance(value.get("account_id"), str):
         return str(value["account_id"])[:64]

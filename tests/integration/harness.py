@@ -1,0 +1,162 @@
+"""Real-stack test harness: Kafka and Redis from scripts/stack, workers as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import redis
+from aiokafka import AIOKafkaProducer
+
+from api.app import create_app
+from config.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+ADMIN_TOKEN = "test-admin-token"
+
+T = TypeVar("T")
+
+
+def stack(*args: str) -> None:
+    """Run scripts/stack (idempotent start of Kafka/Redis, stop/start for fault tests)."""
+    subprocess.run([str(ROOT / "scripts" / "stack"), *args], check=True, cwd=ROOT)
+
+
+@dataclass
+class TestEnv:
+    """Topics, group and Redis database of one test namespace, as env vars and Settings."""
+
+    name: str
+    partitions: int = 4
+    redis_db: int = 15
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        prefix = f"t-{self.name}."
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            "REDIS_URL": f"redis://127.0.0.1:6379/{self.redis_db}",
+            "CREDITFLOW_GROUP_ID": f"creditflow-{self.name}",
+            "CREDITFLOW_PARTITIONS": str(self.partitions),
+            "CREDITFLOW_CALLS_TOPIC": prefix + "usage.calls.v1",
+            "CREDITFLOW_DLQ_TOPIC": prefix + "usage.calls.dlq.v1",
+            "CREDITFLOW_BUCKETS_TOPIC": prefix + "usage.buckets.v1",
+            "CREDITFLOW_ALERTS_TOPIC": prefix + "usage.alerts.v1",
+            "CREDITFLOW_STATE_TOPIC": prefix + "creditflow.state.v1",
+            "CREDITFLOW_ADMIN_TOKEN": ADMIN_TOKEN,
+            "CREDITFLOW_LOG_LEVEL": "info",
+            **self.extra,
+        }
+
+    def settings(self) -> Settings:
+        saved = dict(os.environ)
+        try:
+            os.environ.update(self.env)
+            return Settings()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+_next_db = iter(range(1, 10**6))
+
+
+def new_env(label: str, **kwargs: Any) -> TestEnv:
+    """A fresh namespace: new topics, new consumer group, an emptied Redis database of its own."""
+    db = next(_next_db) % 15 + 1
+    redis.Redis.from_url(f"redis://127.0.0.1:6379/{db}").flushdb()
+    return TestEnv(f"{label}-{uuid.uuid4().hex[:8]}", redis_db=db, **kwargs)
+
+
+class WorkerProcess:
+    """A `creditflow worker` subprocess with its own log file."""
+
+    def __init__(self, env: TestEnv, label: str = "worker") -> None:
+        self.env = env
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.log = ARTIFACTS / f"{env.name}-{label}-{uuid.uuid4().hex[:4]}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        env = {**os.environ, **self.env.env}
+        handle = self.log.open("ab")
+        self.proc = subprocess.Popen(  # noqa: S603
+            [str(ROOT / ".venv" / "bin" / "creditflow"), "worker"],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    async def wait_assigned(self, timeout: float = 60) -> None:
+        """Until the worker logged a partition assignment after it started."""
+        start = len(self.log_text())
+        await wait_until(lambda: "assigned partitions" in self.log_text()[start:], timeout)
+
+    def kill9(self) -> None:
+        if self.proc is not None and self.alive:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.alive:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+
+async def wait_until(
+    check: Callable[[], bool | Awaitable[bool]], timeout: float, interval: float = 0.1
+) -> None:
+    """Poll ``check`` until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+def api_client(settings: Settings) -> httpx.AsyncClient:
+    """The real API app in-process, talking to the real Redis and Kafka."""
+    transport = httpx.ASGITransport(app=create_app(settings))
+    return httpx.AsyncClient(transport=transport, base_url="http://creditflow.test")
+
+
+async def raw_producer(settings: Settings) -> AIOKafkaProducer:
+    """A plain aiokafka producer (not creditflow's code path)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5
+    )
+    await producer.start()
+    return producer
+
+
+def auth(token: str = ADMIN_TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
