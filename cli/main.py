@@ -97,6 +97,16 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schema(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from models.schema import write_all
+
+    for path in write_all(Path(args.directory)):
+        print(path)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="creditflow", description=__doc__)
     parser.add_argument("--log-level", default=os.environ.get("CREDITFLOW_LOG_LEVEL", "info"))
@@ -143,6 +153,10 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--late", type=float, default=0.0, help="fraction of late events")
     load.add_argument("--duplicates", type=float, default=0.0, help="fraction of resent events")
     load.set_defaults(run=_loadgen)
+
+    schema = commands.add_parser("schema", help="export the JSON Schemas of the wire formats")
+    schema.add_argument("directory", nargs="?", default="docs/schemas")
+    schema.set_defaults(run=_schema)
 
     token = commands.add_parser("token", help="token utilities")
     token_commands = token.add_subparsers(dest="token_command", required=True)

@@ -35,8 +35,8 @@ def run_worker(settings: Settings) -> int:
         override_logging=False,
     )
 
-    @app.on_before_shutdown.connect
-    async def _shutdown(sender: object, **_: object) -> None:
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode's handler type rejects async
+    async def _shutdown(sender: object, **kwargs: object) -> None:
         await runtime.stop()
 
     worker.execute_from_commandline()

@@ -175,7 +175,7 @@ def decode_body(value: bytes, max_bytes: int) -> list[Event | Rejection] | Rejec
     """
     try:
         return _decode_body(value, max_bytes)
-    except Exception as error:  # noqa: BLE001 (the last line of defence against poison records)
+    except Exception as error:
         return Rejection(Reason.INVALID_EVENT, f"unreadable record: {error!r}", None, value)
 
 

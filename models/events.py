@@ -83,9 +83,10 @@ class CallEvent(BaseModel):
         if not isinstance(value, str):
             raise ValueError("occurred_at must be an RFC 3339 string")
         try:
-            return _rfc3339_decoder.decode(msgspec.json.encode(value))
+            parsed: datetime = _rfc3339_decoder.decode(msgspec.json.encode(value))
         except msgspec.ValidationError:
             raise ValueError("occurred_at must be RFC 3339 with an offset (Z or +09:00)") from None
+        return parsed
 
 
 class BatchRecord(RootModel[list[CallEvent]]):

@@ -9,9 +9,10 @@ Kafka keeps the committed offset at or below the state's fence.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.types import TP
 
 from config.settings import Settings
 from core.partition import SourceRecord
@@ -67,7 +68,7 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
         await runtime.start()
         try:
-            async for events in stream.take_events(
+            async for events in cast(faust.Stream[bytes], stream).take_events(
                 settings.batch_max_records, within=settings.batch_window_ms / 1000
             ):
                 await runtime.processor.process([to_source_record(event) for event in events])
@@ -78,16 +79,19 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
             await app.crash(error)
             raise
 
-    @app.on_partitions_assigned.connect
-    async def on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
+    # mode's SignalHandlerT union rejects any async handler under mypy, hence the ignores.
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+        assigned: set[TP] = args[0] if args else kwargs["assigned"]
         await runtime.start()
         mine = [tp.partition for tp in assigned if tp.topic == settings.calls_topic]
         runtime.processor.revoke(set(runtime.processor.owned) - set(mine))
         runtime.processor.assign(mine)
         logger.info("assigned partitions %s", sorted(mine))
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+        revoked: set[TP] = args[0] if args else kwargs["revoked"]
         lost = [tp.partition for tp in revoked if tp.topic == settings.calls_topic]
         runtime.processor.revoke(lost)
 

@@ -12,4 +12,4 @@ __all__ = ("account_partition",)
 @lru_cache(maxsize=65_536)
 def account_partition(account_id: str, partitions: int) -> int:
     """Partition of ``account_id`` among ``partitions``, as Java and aiokafka producers pick it."""
-    return (murmur2(account_id.encode()) & 0x7FFFFFFF) % partitions
+    return int(murmur2(account_id.encode()) & 0x7FFFFFFF) % partitions

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -16,7 +17,7 @@ from core.freshness import Progress
 from streams.partitioner import account_partition
 from streams.processor import Processor, now_ms
 from streams.viewkeeper import ViewKeeper
-from view.keys import PROGRESS
+from view.keys import PROGRESS, as_text
 from view.writer import ViewWriter
 
 __all__ = ("WorkerRuntime",)
@@ -103,7 +104,7 @@ class WorkerRuntime:
             line = await self.redis.hget(PROGRESS, str(partition))
         except RedisError:
             return None
-        return None if line is None else Progress.decode(line.decode()).applied
+        return None if line is None else Progress.decode(as_text(line)).applied
 
     async def _heartbeat(self) -> None:
         owned = sorted(self.processor.owned)
@@ -118,10 +119,10 @@ class WorkerRuntime:
         )
 
     @staticmethod
-    async def _every(seconds: float, job: object) -> None:
+    async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
         while True:
             try:
-                await job()  # type: ignore[operator]
+                await job()
             except (KafkaError, RedisError, OSError) as error:
                 logger.warning("background job failed: %s", error)
             except Exception:

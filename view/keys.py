@@ -22,6 +22,7 @@ __all__ = (
     "METRICS",
     "PROGRESS",
     "REBUILD_LOCK",
+    "as_text",
     "bucket_field",
     "buckets_key",
     "parse_bucket_field",
@@ -33,6 +34,11 @@ METRICS: Final = "cf:metrics"
 EPOCH: Final = "cf:epoch"
 REBUILD_LOCK: Final = "cf:rebuild"
 _BUCKET_MS: Final = 900_000
+
+
+def as_text(value: bytes | str) -> str:
+    """A Redis reply as text (clients may be configured to decode or not)."""
+    return value if isinstance(value, str) else value.decode()
 
 
 def buckets_key(account_id: str) -> str:

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel
 
 from api.auth import Authenticated
 from api.errors import ApiError
+from api.responses import JSON
 from api.services import Services, services
 from core.events import MAX_BATCH_EVENTS, Event, Reason, Rejection, decode_body
 from core.partition import time_rejection
@@ -63,7 +63,7 @@ def _records(events: list[Event]) -> list[tuple[str, bytes]]:
 @router.post(
     "/v1/events",
     status_code=202,
-    response_class=ORJSONResponse,
+    response_class=JSON,
     responses={202: {"model": IngestAnswer}},
     openapi_extra={
         "requestBody": {
@@ -88,7 +88,7 @@ def _records(events: list[Event]) -> list[tuple[str, bytes]]:
 )
 async def post_events(
     request: Request, principal: Authenticated, svc: Annotated[Services, Depends(services)]
-) -> ORJSONResponse:
+) -> JSON:
     """Accept valid events (each judged on its own); 202 once Kafka has them."""
     body = await request.body()
     if len(body) > _MAX_BODY:
@@ -117,7 +117,7 @@ async def post_events(
             accepted.append(item)
     if accepted:
         await _publish(svc, _records(accepted))
-    return ORJSONResponse({"accepted": len(accepted), "rejected": rejected}, status_code=202)
+    return JSON({"accepted": len(accepted), "rejected": rejected}, status_code=202)
 
 
 async def _publish(svc: Services, records: list[tuple[str, bytes]]) -> None:

@@ -6,13 +6,14 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import ORJSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from redis.exceptions import RedisError
 
+from api.responses import JSON
 from api.services import Services, services
 from core.buckets import iso_utc
 from core.freshness import Progress, freshness
-from view.keys import EPOCH, METRICS, PROGRESS
+from view.keys import EPOCH, METRICS, PROGRESS, as_text
 
 __all__ = ("router",)
 
@@ -21,27 +22,31 @@ router = APIRouter()
 
 async def _progress(svc: Services) -> dict[int, Progress]:
     lines = await svc.redis.hgetall(PROGRESS)
-    return {int(p): Progress.decode(line.decode()) for p, line in lines.items()}
+    return {int(p): Progress.decode(as_text(line)) for p, line in lines.items()}
 
 
-@router.get("/healthz", response_class=ORJSONResponse, summary="Liveness and readiness")
-async def healthz(svc: Annotated[Services, Depends(services)]) -> ORJSONResponse:
-    """200 when the API can answer (Redis up, view complete); 503 otherwise, with the reason."""
+@router.get("/healthz", response_class=JSON, summary="Liveness and readiness")
+async def healthz(svc: Annotated[Services, Depends(services)]) -> JSON:
+    """200 when the API can answer (Redis up, view complete); 503 otherwise, with the reason.
+
+    ``status`` is ``degraded`` while some input partition has no worker reporting progress:
+    answers are served, but their ``as_of`` is unknown.
+    """
     try:
         ready = bool(await svc.redis.exists(EPOCH))
         progress = await _progress(svc)
     except RedisError as error:
-        return ORJSONResponse({"status": "unavailable", "redis": str(error)}, status_code=503)
+        return JSON({"status": "unavailable", "redis": str(error)}, status_code=503)
     fresh = freshness(progress, svc.settings.partitions)
     body = {
-        "status": "ok" if ready else "rebuilding",
+        "status": "rebuilding" if not ready else "ok" if fresh.as_of_ms else "degraded",
         "view": "ready" if ready else "rebuilding",
         "partitions_reporting": len(progress),
         "partitions": svc.settings.partitions,
         "as_of": None if fresh.as_of_ms is None else iso_utc(fresh.as_of_ms),
         "lag": fresh.lag,
     }
-    return ORJSONResponse(body, status_code=200 if ready else 503)
+    return JSON(body, status_code=200 if ready else 503)
 
 
 def _metric(lines: list[str], name: str, kind: str, help_text: str) -> None:
@@ -53,7 +58,7 @@ async def metrics(svc: Annotated[Services, Depends(services)]) -> PlainTextRespo
     """Lag, freshness, event and dead-letter counters, as the workers report them."""
     try:
         progress = await _progress(svc)
-        counters = {k.decode(): int(v) for k, v in (await svc.redis.hgetall(METRICS)).items()}
+        counters = {as_text(k): int(v) for k, v in (await svc.redis.hgetall(METRICS)).items()}
     except RedisError:
         return PlainTextResponse("# redis unavailable\n", status_code=503)
     lines: list[str] = []

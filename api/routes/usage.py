@@ -6,11 +6,11 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import ORJSONResponse
 from redis.exceptions import RedisError
 
 from api.auth import Authenticated, Principal
 from api.errors import ApiError
+from api.responses import JSON
 from api.services import Services, services
 from core.buckets import iso_utc
 from core.events import ID_PATTERN
@@ -54,7 +54,7 @@ def freshness_fields(view: AccountView) -> dict[str, Any]:
 
 @router.get(
     "/v1/accounts/{account}/usage",
-    response_class=ORJSONResponse,
+    response_class=JSON,
     responses={200: {"model": UsageAnswer}},
     summary="Usage of an account over a range, per app, with a local-calendar series",
 )
@@ -71,7 +71,7 @@ async def get_usage(
     tz: Annotated[str | None, Query(description="IANA zone; default: the contract's")] = None,
     window: Annotated[str | None, Query(description="none | hour | day | month")] = None,
     group_by: Annotated[str | None, Query(description="app | none")] = None,
-) -> ORJSONResponse:
+) -> JSON:
     """Exact usage over ``[from, to)``; every answer says how fresh it is."""
     check_account(account, principal)
     default_tz = svc.contracts.time_zone_of(account)
@@ -82,4 +82,4 @@ async def get_usage(
     view = await read_account(svc, account)
     body = compute_usage(query, view.apps)
     body.update(freshness_fields(view))
-    return ORJSONResponse(body)
+    return JSON(body)

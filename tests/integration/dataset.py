@@ -90,7 +90,9 @@ def build(
         if n < 40:
             # Pin a few events to exact bucket edges: [start, start + 15 min) must hold.
             occurred = occurred.replace(minute=rng.choice([0, 15, 30, 45]), second=0, microsecond=0)
-        occurred = occurred.astimezone(ZoneInfo(rng.choice(["UTC", "Asia/Seoul", "America/Los_Angeles"])))
+        occurred = occurred.astimezone(
+            ZoneInfo(rng.choice(["UTC", "Asia/Seoul", "America/Los_Angeles"]))
+        )
         value, credits_json = _credits(rng)
         calls = rng.choice([None, 1, 1, 1, 0, 2, 3])
         event_id = f"{tag}-{n}-{rng.getrandbits(32):08x}"
@@ -109,7 +111,9 @@ def build(
     return data
 
 
-def _flush(rng: random.Random, data: Dataset, account: str, pending: dict[str, list[bytes]]) -> None:
+def _flush(
+    rng: random.Random, data: Dataset, account: str, pending: dict[str, list[bytes]]
+) -> None:
     items = pending.pop(account, [])
     if not items:
         return
@@ -131,7 +135,9 @@ def add_invalid(data: Dataset, tag: str, now: datetime, max_record_bytes: int) -
     ok = b'"12.5"'
 
     def good(i: int, **extra: object) -> bytes:
-        return event_json(f"{tag}-bad-{i}", account, "chat", now - timedelta(hours=1), ok, 1, **extra)
+        return event_json(
+            f"{tag}-bad-{i}", account, "chat", now - timedelta(hours=1), ok, 1, **extra
+        )
 
     whole = [
         ("invalid_json", b'{"event_id": "x", '),
@@ -161,9 +167,16 @@ def add_invalid(data: Dataset, tag: str, now: datetime, max_record_bytes: int) -
     bad_events = [
         ("invalid_event", raw_event(1, credits="-1")),
         ("invalid_event", raw_event(2, credits="abc")),
-        ("invalid_event", b'{"event_id":"' + f"{tag}-inv-3".encode() + b'","account_id":"'
-         + account.encode() + b'","app_id":"chat","occurred_at":"'
-         + (now - timedelta(hours=2)).isoformat().encode() + b'","credits":0.1000000000000000055511151231257827}'),
+        (
+            "invalid_event",
+            b'{"event_id":"'
+            + f"{tag}-inv-3".encode()
+            + b'","account_id":"'
+            + account.encode()
+            + b'","app_id":"chat","occurred_at":"'
+            + (now - timedelta(hours=2)).isoformat().encode()
+            + b'","credits":0.1000000000000000055511151231257827}',
+        ),
         ("invalid_event", raw_event(4, credits="1000000000.000001")),
         ("invalid_event", raw_event(5, app_id=_DROP)),
         ("invalid_event", raw_event(6, account_id="bad id!")),
@@ -185,7 +198,9 @@ def add_invalid(data: Dataset, tag: str, now: datetime, max_record_bytes: int) -
         if position % 2 == 0:
             data.records.append((account.encode(), raw))
         else:
-            valid_raw = event_json(f"{tag}-mix-{position}", account, "ocr", now - timedelta(hours=3), b'"2"', 1)
+            valid_raw = event_json(
+                f"{tag}-mix-{position}", account, "ocr", now - timedelta(hours=3), b'"2"', 1
+            )
             data.valid[(account, f"{tag}-mix-{position}")] = Valid(
                 f"{tag}-mix-{position}", account, "ocr", now - timedelta(hours=3), Decimal(2), 1
             )

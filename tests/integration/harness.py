@@ -33,7 +33,7 @@ def stack(*args: str) -> None:
 
 
 @dataclass
-class TestEnv:
+class Namespace:
     """Topics, group and Redis database of one test namespace, as env vars and Settings."""
 
     name: str
@@ -72,17 +72,17 @@ class TestEnv:
 _next_db = iter(range(1, 10**6))
 
 
-def new_env(label: str, **kwargs: Any) -> TestEnv:
+def new_env(label: str, **kwargs: Any) -> Namespace:
     """A fresh namespace: new topics, new consumer group, an emptied Redis database of its own."""
     db = next(_next_db) % 15 + 1
     redis.Redis.from_url(f"redis://127.0.0.1:6379/{db}").flushdb()
-    return TestEnv(f"{label}-{uuid.uuid4().hex[:8]}", redis_db=db, **kwargs)
+    return Namespace(f"{label}-{uuid.uuid4().hex[:8]}", redis_db=db, **kwargs)
 
 
 class WorkerProcess:
     """A `creditflow worker` subprocess with its own log file."""
 
-    def __init__(self, env: TestEnv, label: str = "worker") -> None:
+    def __init__(self, env: Namespace, label: str = "worker") -> None:
         self.env = env
         ARTIFACTS.mkdir(exist_ok=True)
         self.log = ARTIFACTS / f"{env.name}-{label}-{uuid.uuid4().hex[:4]}.log"
@@ -91,7 +91,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         env = {**os.environ, **self.env.env}
         handle = self.log.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603
+        self.proc = subprocess.Popen(
             [str(ROOT / ".venv" / "bin" / "creditflow"), "worker"],
             env=env,
             stdout=handle,

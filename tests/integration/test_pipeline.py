@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.integration.dataset import Dataset, add_invalid, build, local_days, reference_totals
 from tests.integration.harness import (
-    TestEnv,
+    Namespace,
     WorkerProcess,
     api_client,
     auth,
@@ -31,7 +31,7 @@ MAX_RECORD_BYTES = 131_072
 
 
 @pytest.fixture(scope="module")
-async def pipeline() -> AsyncIterator[tuple[TestEnv, Dataset, httpx.AsyncClient, datetime]]:
+async def pipeline() -> AsyncIterator[tuple[Namespace, Dataset, httpx.AsyncClient, datetime]]:
     env = new_env("pipe", extra={"CREDITFLOW_MAX_RECORD_BYTES": str(MAX_RECORD_BYTES)})
     worker = WorkerProcess(env).start()
     now = datetime.now(UTC)
@@ -43,7 +43,8 @@ async def pipeline() -> AsyncIterator[tuple[TestEnv, Dataset, httpx.AsyncClient,
         producer = await raw_producer(settings)
         try:
             futures = [
-                await producer.send(settings.calls_topic, value, key=key) for key, value in data.records
+                await producer.send(settings.calls_topic, value, key=key)
+                for key, value in data.records
             ]
             await asyncio.gather(*futures)
         finally:
@@ -108,7 +109,12 @@ async def test_random_ranges_with_daily_series(pipeline, tz_name: str) -> None:
     ranges = []
     for _ in range(6):
         a, b = sorted(rng.sample(range(span), 2))
-        ranges.append((datetime.fromtimestamp(base + a * quarter, UTC), datetime.fromtimestamp(base + b * quarter, UTC)))
+        ranges.append(
+            (
+                datetime.fromtimestamp(base + a * quarter, UTC),
+                datetime.fromtimestamp(base + b * quarter, UTC),
+            )
+        )
     if tz_name == "America/New_York":
         # Across the fall-back change: 2026-11-01 is a 25-hour day there.
         ranges.append((datetime(2026, 10, 30, tzinfo=tz), datetime(2026, 11, 4, 7, 15, tzinfo=tz)))
@@ -128,7 +134,10 @@ async def test_random_ranges_with_daily_series(pipeline, tz_name: str) -> None:
             for point, (lo, hi) in zip(answer["series"], windows, strict=True):
                 assert datetime.fromisoformat(point["start"]) == lo
                 assert datetime.fromisoformat(point["end"]) == hi
-                assert datetime.fromisoformat(point["start"]).utcoffset() == lo.astimezone(tz).utcoffset()
+                assert (
+                    datetime.fromisoformat(point["start"]).utcoffset()
+                    == lo.astimezone(tz).utcoffset()
+                )
                 _check_totals(point, reference_totals(data, account, lo, hi))
 
 
@@ -138,10 +147,15 @@ async def test_dates_mean_local_midnight(pipeline) -> None:
     tz = ZoneInfo("Asia/Seoul")
     day = (published_at - timedelta(days=3)).astimezone(tz).date()
     answer = await _usage(
-        client, data.accounts[1], **{"from": day.isoformat(), "to": (day + timedelta(days=2)).isoformat()}, tz="Asia/Seoul"
+        client,
+        data.accounts[1],
+        **{"from": day.isoformat(), "to": (day + timedelta(days=2)).isoformat()},
+        tz="Asia/Seoul",
     )
     start = datetime(day.year, day.month, day.day, tzinfo=tz)
-    _check_totals(answer, reference_totals(data, data.accounts[1], start, start + timedelta(days=2)))
+    _check_totals(
+        answer, reference_totals(data, data.accounts[1], start, start + timedelta(days=2))
+    )
     assert answer["from"] == start.isoformat()
     assert answer["series"] == []
 
@@ -154,7 +168,9 @@ async def test_every_invalid_record_is_dead_lettered_with_its_reason(pipeline) -
     seen: dict[str, tuple[str, bytes]] = {}
 
     async def read_dlq() -> bool:
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
+        )
         await consumer.start()
         try:
             tps = [TopicPartition(settings.dlq_topic, p) for p in range(env.partitions)]
