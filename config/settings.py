@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         32 * 1024 * 1024, ge=1, description="State-log bytes after which a snapshot is written."
     )
     heartbeat_ms: int = Field(500, ge=50, description="How often workers report progress.")
+    session_timeout_seconds: float = Field(
+        20.0, ge=6.0, description="A worker silent this long leaves the group (after kill -9)."
+    )
+    rebalance_timeout_seconds: float = Field(30.0, ge=1.0)
 
     @property
     def limits(self) -> Limits:

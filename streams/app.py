@@ -55,6 +55,9 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
         broker_commit_every=settings.batch_max_records,
         broker_max_poll_records=settings.batch_max_records,
         producer_acks=-1,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout_seconds / 6),
+        broker_rebalance_timeout=settings.rebalance_timeout_seconds,
     )
     runtime = WorkerRuntime(settings)
     calls = app.topic(

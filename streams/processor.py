@@ -151,7 +151,14 @@ class Processor:
             if folder is None:
                 continue  # revoked meanwhile; the new owner will process these records
             outcome = folder.state.apply(partition_records, self.partition_for)
-            self.stats["replayed"] += outcome.replayed
+            if outcome.replayed:
+                self.stats["replayed"] += outcome.replayed
+                logger.info(
+                    "partition %d: skipped %d replayed records at or below offset %d (fenced)",
+                    partition,
+                    outcome.replayed,
+                    outcome.first_offset,
+                )
             if not outcome.applied_anything:
                 continue
             outputs += bucket_records(outcome, partition, self.settings.buckets_topic)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -86,8 +88,7 @@ async def ensure_topics(settings: Settings) -> None:
             except TopicAlreadyExistsError:
                 logger.debug("topics created concurrently by another process")
             logger.info("created topics %s", [spec.name for spec in missing])
-        described = await admin.describe_topics([settings.calls_topic, settings.state_topic])
-        counts = {item["topic"]: len(item["partitions"]) for item in described}
+        counts = await _partition_counts(admin, [settings.calls_topic, settings.state_topic])
         if counts.get(settings.calls_topic) != counts.get(settings.state_topic):
             raise RuntimeError(
                 f"{settings.state_topic} must have as many partitions as {settings.calls_topic}: "
@@ -100,6 +101,17 @@ async def ensure_topics(settings: Settings) -> None:
             )
     finally:
         await admin.close()
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, int]:
+    """Partition counts, waiting (up to 15 s) for new topics to reach the metadata."""
+    deadline = time.monotonic() + 15
+    while True:
+        described = await admin.describe_topics(topics)
+        counts = {item["topic"]: len(item["partitions"]) for item in described}
+        if all(counts.get(topic) for topic in topics) or time.monotonic() > deadline:
+            return counts
+        await asyncio.sleep(0.1)
 
 
 async def partitions_of(settings: Settings, topic: str) -> list[int]:

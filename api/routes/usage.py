@@ -26,7 +26,7 @@ _ACCOUNT = re.compile(ID_PATTERN)
 
 def check_account(account: str, principal: Principal, *, write: bool = False) -> None:
     """400 for a malformed account id, 403 when the token has no scope on it."""
-    if not _ACCOUNT.match(account):
+    if not _ACCOUNT.fullmatch(account):
         raise ApiError(400, "invalid_account", f"{account!r} is not a valid account id")
     allowed = principal.can_write(account) if write else principal.can_read(account)
     if not allowed:

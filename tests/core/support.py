@@ -1,0 +1,215 @@
+"""Shared builders for the pure-core unit tests (no Kafka, no Redis, no network)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+
+from core.buckets import iso_utc, to_epoch_ms
+from core.partition import SourceRecord
+
+# Hypothesis: no example database on disk (tests/ is committed), no per-example deadline
+# (a cold zoneinfo cache can make the first example slow), a modest budget to stay fast.
+FAST = settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+THOROUGH = settings(FAST, max_examples=150)
+
+MISSING: Any = object()
+"""Pass as a field value to :func:`event` to leave the field out."""
+
+T0 = to_epoch_ms(datetime(2026, 11, 27, tzinfo=UTC))
+"""2026-11-27T00:00:00Z, on the bucket grid."""
+
+MINUTE = 60_000
+HOUR = 3_600_000
+DAY = 24 * HOUR
+
+
+def event(**fields: Any) -> dict[str, Any]:
+    """A valid event (the contract's example) with ``fields`` overridden or removed."""
+    base: dict[str, Any] = {
+        "event_id": "0b6f3c1e-9d4e-4a51-9f0a-2a7c1d1e5b11",
+        "account_id": "acme",
+        "app_id": "support-bot",
+        "occurred_at": "2026-11-27T04:12:33.120+09:00",
+        "credits": "12.5",
+        "calls": 1,
+        "attributes": {"model": "alli-large"},
+    }
+    base.update(fields)
+    return {key: value for key, value in base.items() if value is not MISSING}
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON bytes."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def ev(
+    event_id: str,
+    occurred_ms: int,
+    *,
+    account: str = "acme",
+    app: str = "bot",
+    credits: str = "1",
+    calls: int = 1,
+) -> dict[str, Any]:
+    """A valid event at an epoch-ms instant."""
+    return {
+        "event_id": event_id,
+        "account_id": account,
+        "app_id": app,
+        "occurred_at": iso_utc(occurred_ms),
+        "credits": credits,
+        "calls": calls,
+    }
+
+
+def rec(
+    offset: int,
+    timestamp_ms: int,
+    value: Any,
+    *,
+    key: bytes | None = b"acme",
+    partition: int = 0,
+) -> SourceRecord:
+    """An input record; ``value`` is bytes or a JSON-able event/batch."""
+    raw = value if isinstance(value, bytes) else dumps(value)
+    return SourceRecord(partition, offset, timestamp_ms, key, raw)
+
+
+def local_only(_account: str) -> int:
+    """A partitioner that sends every account to partition 0."""
+    return 0
+
+
+# A corpus of hand-written events shared by the validator tests and the model-agreement test:
+# (label, bytes, accepted?). Rejections cover every field rule of the contract.
+def _raw(**fields: Any) -> bytes:
+    return dumps(event(**fields))
+
+
+def _with_credits(literal: str) -> bytes:
+    """The example event with ``credits`` given as raw JSON text (a number literal, say)."""
+    return _raw(credits="__C__").replace(b'"__C__"', literal.encode())
+
+
+def _with_calls(literal: str) -> bytes:
+    return _raw(calls=424242).replace(b"424242", literal.encode())
+
+
+CORPUS: list[tuple[str, bytes, bool]] = [
+    ("contract example", _raw(), True),
+    ("no calls (default 1)", _raw(calls=MISSING), True),
+    ("no attributes", _raw(attributes=MISSING), True),
+    ("null attributes", _raw(attributes=None), True),
+    ("empty attributes", _raw(attributes={}), True),
+    (
+        "flat scalar attributes",
+        _raw(attributes={"s": "x", "i": 3, "f": 1.5, "b": True, "n": None}),
+        True,
+    ),
+    ("calls 0", _raw(calls=0), True),
+    ("calls 1e9", _raw(calls=1_000_000_000), True),
+    ("credits 0", _raw(credits="0"), True),
+    ("credits integer string", _raw(credits="7"), True),
+    ("credits 6 fractional digits", _raw(credits="0.000001"), True),
+    ("credits trailing zeros", _raw(credits="12.500000000"), True),
+    ("credits leading zeros", _raw(credits="007.25"), True),
+    ("credits max 1e9", _raw(credits="1000000000"), True),
+    ("credits max with zeros", _raw(credits="1000000000.000000"), True),
+    ("credits JSON number", _with_credits("12.5"), True),
+    ("credits JSON integer", _with_credits("3"), True),
+    ("credits JSON 1e3", _with_credits("1e3"), True),
+    ("credits JSON 1E+3", _with_credits("1E+3"), True),
+    ("credits JSON 2.5e-5", _with_credits("2.5e-5"), True),
+    ("credits JSON many trailing zeros", _with_credits("12.5" + "0" * 40), True),
+    ("credits JSON -0", _with_credits("-0"), True),
+    ("credits JSON 1e9", _with_credits("1e9"), True),
+    ("credits string with JSON escape", _with_credits('"1\\u0032.5"'), True),
+    ("UTC Z offset", _raw(occurred_at="2026-11-27T04:12:33Z"), True),
+    ("half-hour offset", _raw(occurred_at="2026-11-27T04:12:33.5+05:30"), True),
+    ("microseconds", _raw(occurred_at="2026-11-27T04:12:33.123456-03:00"), True),
+    ("event_id 128 chars", _raw(event_id="x" * 128), True),
+    ("event_id any characters", _raw(event_id="retry #1 / café ✓"), True),
+    ("ids 64 chars", _raw(account_id="a" * 64, app_id="B" * 64), True),
+    ("ids with . _ -", _raw(account_id="9acme.co_uk-1", app_id="app.v2_x-y"), True),
+    ("attributes exactly 2048 bytes", _raw(attributes={"k": "v" * 2040}), True),
+    # --- rejections -----------------------------------------------------------------------
+    ("missing event_id", _raw(event_id=MISSING), False),
+    ("empty event_id", _raw(event_id=""), False),
+    ("event_id 129 chars", _raw(event_id="x" * 129), False),
+    ("event_id number", _raw(event_id=17), False),
+    ("missing account_id", _raw(account_id=MISSING), False),
+    ("empty account_id", _raw(account_id=""), False),
+    ("account_id 65 chars", _raw(account_id="a" * 65), False),
+    ("account_id leading dash", _raw(account_id="-acme"), False),
+    ("account_id leading dot", _raw(account_id=".acme"), False),
+    ("account_id leading underscore", _raw(account_id="_acme"), False),
+    ("account_id space", _raw(account_id="ac me"), False),
+    ("account_id slash", _raw(account_id="ac/me"), False),
+    ("account_id pipe", _raw(account_id="ac|me"), False),
+    ("account_id non-ASCII", _raw(account_id="acmé"), False),
+    ("account_id trailing newline", _raw(account_id="acme\n"), False),
+    ("account_id null", _raw(account_id=None), False),
+    ("missing app_id", _raw(app_id=MISSING), False),
+    ("app_id colon", _raw(app_id="bot:1"), False),
+    ("app_id trailing newline", _raw(app_id="bot\n"), False),
+    ("missing occurred_at", _raw(occurred_at=MISSING), False),
+    ("naive occurred_at", _raw(occurred_at="2026-11-27T04:12:33"), False),
+    ("date-only occurred_at", _raw(occurred_at="2026-11-27"), False),
+    ("occurred_at without seconds", _raw(occurred_at="2026-11-27T04:12+09:00"), False),
+    ("occurred_at garbage", _raw(occurred_at="yesterday"), False),
+    ("occurred_at epoch number", _raw(occurred_at=1795720353), False),
+    ("occurred_at invalid date", _raw(occurred_at="2026-02-30T00:00:00Z"), False),
+    ("missing credits", _raw(credits=MISSING), False),
+    ("credits negative string", _raw(credits="-1"), False),
+    ("credits negative number", _with_credits("-0.5"), False),
+    ("credits 7 fractional digits", _raw(credits="0.0000001"), False),
+    ("credits 7 fractional digits number", _with_credits("12.3456789"), False),
+    ("credits float artefact", _with_credits("0.1000000000000000055511151231257827"), False),
+    ("credits 29 significant digits", _with_credits("1.0000000000000000000000000001"), False),
+    ("credits tiny exponent", _with_credits("1e-1000030"), False),
+    ("credits over 1e9 string", _raw(credits="1000000000.000001"), False),
+    ("credits over 1e9 number", _with_credits("1e10"), False),
+    ("credits huge integer", _with_credits("1" + "0" * 40), False),
+    ("credits 5000-digit string", _raw(credits="9" * 5000), False),
+    ("credits exponent string", _raw(credits="1e3"), False),
+    ("credits NaN string", _raw(credits="NaN"), False),
+    ("credits Infinity string", _raw(credits="Infinity"), False),
+    ("credits empty string", _raw(credits=""), False),
+    ("credits leading space", _raw(credits=" 1"), False),
+    ("credits plus sign", _raw(credits="+1"), False),
+    ("credits comma", _raw(credits="1,5"), False),
+    ("credits bare point", _raw(credits=".5"), False),
+    ("credits bool", _raw(credits=True), False),
+    ("credits null", _raw(credits=None), False),
+    ("credits array", _raw(credits=["1"]), False),
+    ("credits object", _raw(credits={"value": "1"}), False),
+    ("credits NaN literal (bad JSON)", _with_credits("NaN"), False),
+    ("credits Infinity literal (bad JSON)", _with_credits("Infinity"), False),
+    ("calls negative", _raw(calls=-1), False),
+    ("calls over 1e9", _raw(calls=1_000_000_001), False),
+    ("calls fractional", _with_calls("1.5"), False),
+    ("calls float-looking integer", _with_calls("1.0"), False),
+    ("calls string", _raw(calls="1"), False),
+    ("calls bool", _raw(calls=True), False),
+    ("calls null", _raw(calls=None), False),
+    ("unknown field", _raw(extra="x"), False),
+    ("nested attributes", _raw(attributes={"model": {"name": "x"}}), False),
+    ("list attribute value", _raw(attributes={"tags": ["a"]}), False),
+    ("attributes array", _raw(attributes=["a"]), False),
+    ("attributes string", _raw(attributes="model=x"), False),
+    ("attributes 2049 bytes", _raw(attributes={"k": "v" * 2041}), False),
+    ("attributes far over 2 KiB", _raw(attributes={f"k{i}": "v" * 100 for i in range(30)}), False),
+    ("array instead of object", b"[" + _raw() + b"]", False),
+    ("bad JSON", _raw()[:-1], False),
+    ("non-UTF-8 in a string", _raw(event_id="e-__X__").replace(b"__X__", b"\xff"), False),
+]

@@ -1,0 +1,352 @@
+"""Usage queries: parameter validation, and totals/series from prefix-summed buckets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from itertools import pairwise
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.buckets import BUCKET_MS, to_epoch_ms
+from core.localtime import parse_tz
+from core.usage import (
+    MAX_SERIES_POINTS,
+    AppSeries,
+    QueryError,
+    UsageQuery,
+    compute_usage,
+    parse_usage_query,
+)
+from tests.core.support import FAST, HOUR, THOROUGH
+
+NY = parse_tz("America/New_York")
+
+
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
+    return to_epoch_ms(datetime(year, month, day, hour, minute, tzinfo=UTC))
+
+
+def query(
+    start: str | None = "2026-03-07",
+    end: str | None = "2026-03-10",
+    tz: str | None = "America/New_York",
+    window: str | None = "day",
+    group_by: str | None = None,
+    default_tz: str = "UTC",
+) -> UsageQuery:
+    return parse_usage_query("acme", start, end, tz, window, group_by, default_tz)
+
+
+# ------------------------------------------------------------------ parameters
+
+
+def test_parse_defaults() -> None:
+    q = parse_usage_query("acme", "2026-03-07", "2026-03-10", None, None, None, "Asia/Seoul")
+    assert q.account_id == "acme"
+    assert q.tz.key == "Asia/Seoul"  # the account's contract zone
+    assert q.window == "none"
+    assert q.group_by == "app"
+    assert q.start_ms == utc(2026, 3, 6, 15)  # local midnight in Seoul
+    assert q.end_ms == utc(2026, 3, 9, 15)
+    assert q.edges == [q.start_ms, q.end_ms]
+    assert parse_usage_query("a", "2026-03-07", "2026-03-08", "", None, "", "UTC").tz.key == "UTC"
+
+
+def test_parse_dates_and_instants() -> None:
+    q = query(window="hour", group_by="none")
+    assert (q.start_ms, q.end_ms) == (utc(2026, 3, 7, 5), utc(2026, 3, 10, 4))
+    assert q.window == "hour"
+    assert q.group_by == "none"
+    q = query("2026-03-08T00:15:00-05:00", "2026-03-08T06:45Z", window="month")
+    assert (q.start_ms, q.end_ms) == (utc(2026, 3, 8, 5, 15), utc(2026, 3, 8, 6, 45))
+    q = query("2026-01-01", "2026-01-02", tz="Asia/Kolkata")  # 18:30Z: on the grid
+    assert q.start_ms == utc(2025, 12, 31, 18, 30)
+    q = query("2026-09-06", "2026-09-07", tz="America/Santiago")  # starts at 01:00 local
+    assert q.start_ms == utc(2026, 9, 6, 4)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"start": "2026-03-08T00:10:00Z"}, r"^from: .*15-minute boundary"),
+        ({"end": "2026-03-09T00:00:30Z"}, r"^to: .*15-minute boundary"),
+        ({"end": "2026-03-09T00:00:00.001Z"}, r"^to: .*15-minute boundary"),
+        ({"start": "2026-03-08T00:00:00+05:40"}, r"^from: .*15-minute boundary"),
+        ({"start": "2026-03-08T00:00:00"}, r"^from: .*no UTC offset"),
+        ({"end": "2026-03-09T00:00"}, r"^to: .*no UTC offset"),
+        ({"start": "2026-02-30"}, r"^from: .*not a valid date"),
+        ({"start": "last week"}, r"^from: .*neither an RFC 3339 instant nor a YYYY-MM-DD date"),
+        ({"start": None}, "from and to are required"),
+        ({"end": ""}, "from and to are required"),
+        ({"start": "2026-03-10", "end": "2026-03-10"}, r"from must be before to"),
+        ({"start": "2026-03-10", "end": "2026-03-09"}, r"from must be before to"),
+        ({"tz": "Mars/Olympus_Mons"}, r"^tz: unknown time zone"),
+        ({"tz": "America"}, r"^tz: unknown time zone"),  # a tz-database directory
+        ({"tz": "../etc/passwd"}, r"^tz: unknown time zone"),
+        ({"window": "week"}, r"window must be one of none, hour, day, month; got 'week'"),
+        ({"window": ""}, r"window must be one of"),
+        ({"window": "Day"}, r"window must be one of"),
+        ({"group_by": "model"}, r"group_by must be app or none; got 'model'"),
+    ],
+)
+def test_parse_errors_are_query_errors_with_clear_messages(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(QueryError, match=message):
+        query(**kwargs)
+
+
+def test_query_error_is_a_value_error() -> None:
+    assert issubclass(QueryError, ValueError)
+
+
+def test_hour_window_point_limit() -> None:
+    start = utc(2026, 1, 1)
+    ok = query("2026-01-01T00:00Z", _iso(start + MAX_SERIES_POINTS * HOUR), window="hour")
+    assert ok.end_ms - ok.start_ms == MAX_SERIES_POINTS * HOUR
+    with pytest.raises(QueryError, match="too many hour windows"):
+        query("2026-01-01T00:00Z", _iso(start + (MAX_SERIES_POINTS + 1) * HOUR), window="hour")
+    # The same range without hour windows is fine.
+    assert query("2026-01-01T00:00Z", _iso(start + (MAX_SERIES_POINTS + 1) * HOUR)).window == "day"
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="MAX_SERIES_POINTS is only enforced for window=hour: a day (or month) series over "
+    "decades is computed point by point (47k+ points for 1970..2100), however large.",
+)
+def test_day_window_point_limit() -> None:
+    with pytest.raises(QueryError, match="too many"):
+        query("1970-01-01", "2100-01-01", tz="UTC", window="day")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="parse_bound floors sub-millisecond digits, so 00:00:00.0009Z passes the 15-minute "
+    "alignment check although it is not on a boundary.",
+)
+def test_sub_millisecond_bound_is_not_aligned() -> None:
+    with pytest.raises(QueryError, match="15-minute boundary"):
+        query("2026-03-08T00:00:00.0009Z", "2026-03-09T00:00:00Z")
+
+
+# ------------------------------------------------------------------ AppSeries
+
+
+def test_app_series_prefix_sums() -> None:
+    series = AppSeries.from_buckets([(BUCKET_MS * 2, 1, 10), (0, 2, 20), (BUCKET_MS * 5, 4, 40)])
+    assert series.starts == [0, BUCKET_MS * 2, BUCKET_MS * 5]
+    assert series.cum_calls == [0, 2, 3, 7]
+    assert series.cum_micro == [0, 20, 30, 70]
+    assert series.between(0, BUCKET_MS * 6) == (3, 7, 70)
+    assert series.between(0, BUCKET_MS * 5) == (2, 3, 30)  # a bucket at ``end`` is excluded
+    assert series.between(BUCKET_MS * 2, BUCKET_MS * 3) == (1, 1, 10)  # one at ``start`` is in
+    assert series.between(BUCKET_MS * 3, BUCKET_MS * 5) == (0, 0, 0)
+    assert series.between(-BUCKET_MS * 9, -BUCKET_MS) == (0, 0, 0)
+    assert series.between(BUCKET_MS * 9, BUCKET_MS * 10) == (0, 0, 0)
+    empty = AppSeries.from_buckets([])
+    assert empty.between(0, BUCKET_MS) == (0, 0, 0)
+
+
+# ------------------------------------------------------------------ compute_usage
+
+
+def _apps() -> dict[str, AppSeries]:
+    return {
+        "bot": AppSeries.from_buckets(
+            [
+                (utc(2026, 3, 7, 4, 45), 9, 9_000_000),  # Mar 6 23:45 EST: before the range
+                (utc(2026, 3, 7, 12), 2, 1_500_000),  # Mar 7
+                (utc(2026, 3, 8, 6), 1, 250_000),  # Mar 8 01:00 EST
+                (utc(2026, 3, 9, 3, 45), 1, 1),  # Mar 8 23:45 EDT: last bucket of the 23h day
+                (utc(2026, 3, 10, 4), 5, 5_000_000),  # at ``to``: excluded
+            ]
+        ),
+        "alpha": AppSeries.from_buckets([(utc(2026, 3, 9, 4), 3, 3_000_000)]),  # Mar 9 00:00 EDT
+        "zeta": AppSeries.from_buckets([(utc(2026, 3, 1), 1, 1)]),  # outside: not listed
+    }
+
+
+def test_compute_usage_daily_across_spring_forward() -> None:
+    answer = compute_usage(query(), _apps())
+    assert answer == {
+        "account_id": "acme",
+        "from": "2026-03-07T00:00:00-05:00",
+        "to": "2026-03-10T00:00:00-04:00",
+        "tz": "America/New_York",
+        "window": "day",
+        "group_by": "app",
+        "total": {"calls": 7, "credits": "4.750001"},
+        "apps": [
+            {"app_id": "alpha", "calls": 3, "credits": "3"},
+            {"app_id": "bot", "calls": 4, "credits": "1.750001"},
+        ],
+        "series": [
+            {
+                "start": "2026-03-07T00:00:00-05:00",
+                "end": "2026-03-08T00:00:00-05:00",
+                "calls": 2,
+                "credits": "1.5",
+                "apps": [{"app_id": "bot", "calls": 2, "credits": "1.5"}],
+            },
+            {
+                "start": "2026-03-08T00:00:00-05:00",
+                "end": "2026-03-09T00:00:00-04:00",
+                "calls": 2,
+                "credits": "0.250001",
+                "apps": [{"app_id": "bot", "calls": 2, "credits": "0.250001"}],
+            },
+            {
+                "start": "2026-03-09T00:00:00-04:00",
+                "end": "2026-03-10T00:00:00-04:00",
+                "calls": 3,
+                "credits": "3",
+                "apps": [{"app_id": "alpha", "calls": 3, "credits": "3"}],
+            },
+        ],
+    }
+
+
+def test_compute_usage_group_by_none_and_window_none() -> None:
+    answer = compute_usage(query(group_by="none"), _apps())
+    assert answer["apps"] is None
+    assert answer["total"] == {"calls": 7, "credits": "4.750001"}
+    assert all(point["apps"] is None for point in answer["series"])
+    assert [point["calls"] for point in answer["series"]] == [2, 2, 3]
+
+    flat = compute_usage(query(window=None), _apps())
+    assert flat["series"] == []
+    assert flat["window"] == "none"
+    assert flat["total"] == {"calls": 7, "credits": "4.750001"}
+
+
+def test_compute_usage_with_no_data() -> None:
+    answer = compute_usage(query(), {})
+    assert answer["total"] == {"calls": 0, "credits": "0"}
+    assert answer["apps"] == []
+    assert [(p["calls"], p["credits"], p["apps"]) for p in answer["series"]] == [(0, "0", [])] * 3
+
+
+def test_zero_valued_bucket_still_lists_the_app() -> None:
+    apps = {"quiet": AppSeries.from_buckets([(utc(2026, 3, 8, 12), 0, 0)])}
+    assert compute_usage(query(), apps)["apps"] == [{"app_id": "quiet", "calls": 0, "credits": "0"}]
+
+
+def test_totals_beyond_one_event_bound_stay_exact() -> None:
+    big = 10**9 * 10**6  # the largest single event, many times over
+    apps = {
+        "bot": AppSeries.from_buckets(
+            [(utc(2026, 3, 8, 12) + i * BUCKET_MS, 1, big + 1) for i in range(9)]
+        )
+    }
+    assert compute_usage(query(), apps)["total"] == {
+        "calls": 9,
+        "credits": "9000000000.000009",
+    }
+
+
+# ------------------------------------------------------------------ against brute force
+
+TZS = ["America/New_York", "Asia/Kolkata", "America/Santiago", "UTC", "Australia/Lord_Howe"]
+BASE = utc(2026, 3, 6)  # three days around New York's spring-forward
+SPAN = 5 * 96  # grid slots
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[UsageQuery, dict[str, list[tuple[int, int, int]]]]:
+    apps: dict[str, list[tuple[int, int, int]]] = {}
+    for app in draw(st.lists(st.sampled_from(["a", "b", "c", "d"]), unique=True, max_size=4)):
+        slots = draw(st.lists(st.integers(0, SPAN), unique=True, max_size=40))
+        apps[app] = [
+            (
+                BASE + slot * BUCKET_MS,
+                draw(st.integers(0, 1000)),
+                draw(st.integers(0, 10**15)),
+            )
+            for slot in slots
+        ]
+    lo = draw(st.integers(0, SPAN - 1))
+    hi = draw(st.integers(lo + 1, SPAN + 1))
+    q = parse_usage_query(
+        "acme",
+        _iso(BASE + lo * BUCKET_MS),
+        _iso(BASE + hi * BUCKET_MS),
+        draw(st.sampled_from(TZS)),
+        draw(st.sampled_from(["none", "hour", "day", "month"])),
+        draw(st.sampled_from(["app", "none"])),
+        "UTC",
+    )
+    return q, apps
+
+
+def _brute(
+    buckets: dict[str, list[tuple[int, int, int]]], start: int, end: int
+) -> tuple[int, Decimal, dict[str, tuple[int, Decimal]]]:
+    per_app = {}
+    for app, rows in buckets.items():
+        inside = [(calls, micro) for at, calls, micro in rows if start <= at < end]
+        if inside:
+            per_app[app] = (
+                sum(calls for calls, _ in inside),
+                sum((Decimal(micro) / 10**6 for _, micro in inside), Decimal(0)),
+            )
+    calls = sum(c for c, _ in per_app.values())
+    credits = sum((d for _, d in per_app.values()), Decimal(0))
+    return calls, credits, per_app
+
+
+def _check(
+    part: dict[str, Any], expected: tuple[int, Decimal, dict[str, tuple[int, Decimal]]]
+) -> None:
+    calls, credits, per_app = expected
+    assert part["calls"] == calls
+    assert Decimal(part["credits"]) == credits
+    rows = part["apps"]
+    if rows is not None:
+        assert [row["app_id"] for row in rows] == sorted(per_app)
+        for row in rows:
+            assert (row["calls"], Decimal(row["credits"])) == per_app[row["app_id"]]
+
+
+@THOROUGH
+@given(scenarios())
+def test_compute_usage_matches_a_brute_force_decimal_sum(
+    scenario: tuple[UsageQuery, dict[str, list[tuple[int, int, int]]]],
+) -> None:
+    q, buckets = scenario
+    apps = {app: AppSeries.from_buckets(rows) for app, rows in buckets.items()}
+    answer = compute_usage(q, apps)
+    total = _brute(buckets, q.start_ms, q.end_ms)
+    _check({**answer["total"], "apps": answer["apps"]}, total)
+    if q.group_by == "none":
+        assert answer["apps"] is None
+    if q.window == "none":
+        assert answer["series"] == []
+        return
+    edges = q.edges
+    assert len(answer["series"]) == len(edges) - 1
+    for point, (lo, hi) in zip(answer["series"], pairwise(edges), strict=True):
+        assert point["start"] == datetime.fromtimestamp(lo / 1000, q.tz).isoformat()
+        assert point["end"] == datetime.fromtimestamp(hi / 1000, q.tz).isoformat()
+        _check(point, _brute(buckets, lo, hi))
+    # The series partitions the range: its points add up to the total.
+    assert sum(p["calls"] for p in answer["series"]) == answer["total"]["calls"]
+    assert sum(Decimal(p["credits"]) for p in answer["series"]) == Decimal(
+        answer["total"]["credits"]
+    )
+
+
+@FAST
+@given(st.integers(min_value=0, max_value=10**18), st.integers(min_value=0, max_value=10**18))
+def test_credit_strings_are_exact_decimal_renderings(a: int, b: int) -> None:
+    apps = {"x": AppSeries.from_buckets([(utc(2026, 3, 8, 12), 1, a), (utc(2026, 3, 8, 13), 1, b)])}
+    credits = compute_usage(query(), apps)["total"]["credits"]
+    assert Decimal(credits) * 10**6 == a + b
