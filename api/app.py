@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import events, health, usage
+from api.routes import admin, billing, events, health, usage
 from api.services import Services
 from config.settings import Settings, get_settings
 
@@ -36,5 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(usage.router)
     app.include_router(events.router)
+    app.include_router(billing.router)
+    app.include_router(admin.router)
     app.include_router(health.router)
     return app

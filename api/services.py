@@ -8,11 +8,14 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from fastapi import Request
 
 from api.auth import TokenStore
 from config.contracts import ContractBook, load_contracts
 from config.settings import Settings
+from streams.accounts import AccountConfig
+from streams.topics import ensure_topics
 from view.reader import ViewReader
 
 __all__ = ("Services", "services")
@@ -31,6 +34,8 @@ class Services:
     tokens: TokenStore
     _producer: AIOKafkaProducer | None = None
     _producer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _accounts: AccountConfig | None = None
+    _accounts_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
@@ -62,8 +67,27 @@ class Services:
                 self._producer = producer
             return self._producer
 
+    async def accounts(self) -> AccountConfig:
+        """Contracts and webhooks, tailing the config topic (started on first use)."""
+        async with self._accounts_lock:
+            if self._accounts is None:
+                await ensure_topics(self.settings)
+                accounts = AccountConfig(self.settings, self.contracts)
+                await accounts.start()
+                self._accounts = accounts
+            return self._accounts
+
+    async def time_zone_of(self, account_id: str) -> str:
+        """The account's contract zone (the file's if Kafka cannot be reached), else UTC."""
+        try:
+            return (await self.accounts()).time_zone_of(account_id)
+        except KafkaError:
+            return self.contracts.time_zone_of(account_id)
+
     async def close(self) -> None:
         """Close connections."""
+        if self._accounts is not None:
+            await self._accounts.stop()
         if self._producer is not None:
             await self._producer.stop()
         await self.redis.aclose()

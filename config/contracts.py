@@ -21,8 +21,10 @@ from pydantic import (
     model_validator,
 )
 
+from core.billing import Explicit, Monthly, Terms
 from core.events import ID_PATTERN
 from core.localtime import parse_tz
+from core.money import CreditsError, micro_from_decimal
 
 __all__ = (
     "CURRENCY_MINOR_UNITS",
@@ -31,7 +33,9 @@ __all__ = (
     "ExplicitPeriod",
     "MonthlyPeriod",
     "Plan",
+    "check_against_plans",
     "load_contracts",
+    "to_terms",
 )
 
 # ISO 4217 minor units of the currencies creditflow bills in.
@@ -83,7 +87,7 @@ class Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     plan: str = "custom"
-    allotment_credits: Decimal = Field(ge=0)
+    allotment_credits: Decimal = Field(ge=0, description="Credits included per period.")
     period: Annotated[MonthlyPeriod | ExplicitPeriod, Field(discriminator="type")]
     time_zone: str = "UTC"
     payg_rate: Decimal = Field(gt=0, description="Price of one credit beyond the allotment.")
@@ -92,6 +96,15 @@ class Contract(BaseModel):
         default_factory=lambda: [50, 80, 100]
     )
     version: int = Field(1, ge=1)
+
+    @field_validator("allotment_credits")
+    @classmethod
+    def _exact_allotment(cls, value: Decimal) -> Decimal:
+        try:
+            micro_from_decimal(value)
+        except CreditsError as error:
+            raise ValueError(str(error).replace("credits", "allotment")) from None
+        return value
 
     @field_validator("time_zone")
     @classmethod
@@ -143,6 +156,27 @@ def check_against_plans(account_id: str, contract: Contract, plans: dict[str, Pl
             f"{account_id}: allotment {contract.allotment_credits} exceeds the "
             f"{contract.plan} plan's maximum of {plan.max_allotment_credits}"
         )
+
+
+def to_terms(account_id: str, contract: Contract) -> Terms:
+    """The core's view of a validated contract."""
+    period: Monthly | Explicit
+    if isinstance(contract.period, MonthlyPeriod):
+        period = Monthly(contract.period.anchor)
+    else:
+        period = Explicit(contract.period.start, contract.period.end)
+    return Terms(
+        account_id=account_id,
+        plan=contract.plan,
+        allotment_micro=micro_from_decimal(contract.allotment_credits),
+        period=period,
+        tz=parse_tz(contract.time_zone),
+        rate=contract.payg_rate,
+        currency=contract.currency,
+        minor_digits=CURRENCY_MINOR_UNITS[contract.currency],
+        thresholds=tuple(contract.alert_thresholds),
+        version=contract.version,
+    )
 
 
 def load_contracts(path: Path) -> ContractBook:

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     buckets_topic: str = "usage.buckets.v1"
     alerts_topic: str = "usage.alerts.v1"
     state_topic: str = "creditflow.state.v1"
+    config_topic: str = "creditflow.config.v1"
+    deliveries_topic: str = "creditflow.deliveries.v1"
+    webhook_expiry_seconds: int = Field(
+        24 * 3600, ge=1, description="Undelivered alerts are given up after this long."
+    )
+    webhook_timeout_seconds: float = Field(5.0, gt=0)
 
     late_horizon_days: int = Field(35, ge=1)
     future_tolerance_seconds: int = Field(300, ge=0)

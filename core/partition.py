@@ -17,9 +17,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from core.alerts import Alert
 from core.buckets import BUCKET_MS, bucket_start, iso_utc
 from core.dedup import SeenIds
 from core.events import Event, Reason, Rejection, decode_body
+from core.ledger import PeriodLedger, TermsLookup
 
 __all__ = (
     "BatchOutcome",
@@ -77,6 +79,9 @@ class BatchOutcome:
     accepted: int = 0
     duplicates: int = 0
     replayed: int = 0
+    alerts: list[Alert] = field(default_factory=list)
+    period_totals: list[tuple[str, int, int, int]] = field(default_factory=list)
+    fired: list[tuple[str, int, int, int]] = field(default_factory=list)
 
     @property
     def applied_anything(self) -> bool:
@@ -94,6 +99,7 @@ class PartitionState:
         self.watermark_ms = 0
         self.buckets: dict[BucketKey, list[int]] = {}
         self.seen = SeenIds()
+        self.ledger = PeriodLedger()
 
     @property
     def floor_ms(self) -> int:
@@ -106,9 +112,15 @@ class PartitionState:
         return None if cell is None else BucketValue(cell[0], cell[1], cell[2])
 
     def apply(
-        self, records: Sequence[SourceRecord], partition_for: Callable[[str], int]
+        self,
+        records: Sequence[SourceRecord],
+        partition_for: Callable[[str], int],
+        terms_for: TermsLookup | None = None,
     ) -> BatchOutcome:
-        """Apply records of this partition, in offset order, and report what changed."""
+        """Apply records of this partition, in offset order, and report what changed.
+
+        ``terms_for`` gives an account's contract terms (None: no contract, no alerts).
+        """
         outcome = BatchOutcome(first_offset=self.applied, last_offset=self.applied)
         # The cells themselves, not just their keys: a later record of the same batch may move
         # the floor and evict a bucket this batch changed; its final value must still be reported.
@@ -117,18 +129,20 @@ class PartitionState:
             if record.offset <= self.applied:
                 outcome.replayed += 1
                 continue
-            self._apply_record(record, partition_for, outcome, touched)
+            self._apply_record(record, partition_for, terms_for, outcome, touched)
             self.applied = record.offset
             outcome.records += 1
         outcome.last_offset = self.applied
         for key, cell in touched.items():
             outcome.changed[key] = BucketValue(cell[0], cell[1], cell[2])
+        outcome.period_totals, outcome.fired = self.ledger.take_changes()
         return outcome
 
     def _apply_record(
         self,
         record: SourceRecord,
         partition_for: Callable[[str], int],
+        terms_for: TermsLookup | None,
         outcome: BatchOutcome,
         touched: dict[BucketKey, list[int]],
     ) -> None:
@@ -171,6 +185,12 @@ class PartitionState:
             cell[2] = record.offset
             touched[key] = cell
             outcome.accepted += 1
+            self.ledger.add_bucket_credits(item.account_id, start, item.micro)
+            terms = terms_for(item.account_id) if terms_for else None
+            if terms is not None:
+                outcome.alerts += self.ledger.observe(
+                    terms, item.occurred_ms, item.micro, record.timestamp_ms, item.event_id
+                )
 
     def _evict(self) -> None:
         """Drop buckets and ids that no future event can reach (they sit below the floor)."""
@@ -178,11 +198,15 @@ class PartitionState:
         for key in [key for key in self.buckets if key[2] < cutoff]:
             del self.buckets[key]
         self.seen.forget_before(cutoff)
+        self.ledger.evict(cutoff)
 
     def restore_buckets(self, values: Iterable[tuple[BucketKey, BucketValue]]) -> None:
         """Overwrite buckets with absolute values read back from the state log."""
         for key, value in values:
+            previous = self.buckets.get(key)
             self.buckets[key] = [value.calls, value.micro, value.version]
+            delta = value.micro - (previous[1] if previous else 0)
+            self.ledger.add_bucket_credits(key[0], key[2], delta)
 
 
 def time_rejection(event: Event, floor_ms: int, ceiling_ms: int, arrival_ms: int) -> Rejection:

@@ -33,6 +33,12 @@ _Bucket = tuple[str, str, int, int, int, int]
 """``(account, app, bucket_ms, calls, micro, version)``."""
 
 
+_Total = tuple[str, int, int, int]
+"""``(account, period start ms, period end ms, micro)``."""
+_Fired = tuple[str, int, int, int]
+"""``(account, period start ms, threshold, period end ms)``."""
+
+
 class _Delta(msgspec.Struct, array_like=True):
     v: int
     s: int
@@ -40,6 +46,8 @@ class _Delta(msgspec.Struct, array_like=True):
     wm: int
     b: list[_Bucket]
     i: dict[str, list[tuple[str, int]]]
+    p: list[_Total] = []
+    f: list[_Fired] = []
 
 
 class _Chunk(msgspec.Struct, array_like=True):
@@ -49,6 +57,8 @@ class _Chunk(msgspec.Struct, array_like=True):
     n: int
     b: list[_Bucket]
     i: dict[str, list[tuple[str, int]]]
+    p: list[_Total] = []
+    f: list[_Fired] = []
 
 
 _encoder = msgspec.json.Encoder()
@@ -76,6 +86,8 @@ def delta_record(outcome: BatchOutcome, watermark_ms: int) -> tuple[bytes, bytes
         watermark_ms,
         buckets,
         _group_ids(outcome.new_ids),
+        outcome.period_totals,
+        outcome.fired,
     )
     key = f"d:{outcome.first_offset}:{outcome.last_offset}".encode()
     return key, _encoder.encode(delta)
@@ -92,9 +104,12 @@ def snapshot_records(state: PartitionState, chunk_items: int = 20_000) -> list[t
         pieces.append((buckets[start : start + chunk_items], []))
     for start in range(0, len(ids), chunk_items):
         pieces.append(([], ids[start : start + chunk_items]))
+    totals = [(a, s, e, micro) for (a, s, e), micro in state.ledger.totals.items()]
+    fired = [(a, s, t, end) for (a, s, t), end in state.ledger.fired.items()]
     total = len(pieces)
     records = []
     for number, (bucket_part, id_part) in enumerate(pieces):
+        first = number == 0
         chunk = _Chunk(
             FORMAT_VERSION,
             state.applied,
@@ -102,6 +117,8 @@ def snapshot_records(state: PartitionState, chunk_items: int = 20_000) -> list[t
             total,
             bucket_part,
             _group_ids(id_part),
+            totals if first else [],
+            fired if first else [],
         )
         records.append((f"s:{state.applied}:{number}:{total}".encode(), _encoder.encode(chunk)))
     return records
@@ -143,6 +160,7 @@ class StateFolder:
             for account, app, bucket, calls, micro, version in delta.b
         )
         state.seen.update(_ungroup(delta.i))
+        state.ledger.restore(delta.p, delta.f)
         state.applied = delta.e
         state.watermark_ms = max(state.watermark_ms, delta.wm)
 
@@ -161,6 +179,7 @@ class StateFolder:
                 for account, app, bucket, calls, micro, version in part.b
             )
             fresh.seen.update(_ungroup(part.i))
+            fresh.ledger.restore(part.p, part.f)
         fresh.applied = chunk.e
         fresh.watermark_ms = chunk.wm
         self.state = fresh

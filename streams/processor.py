@@ -21,15 +21,24 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from config.settings import Settings
 from core.freshness import Progress
+from core.ledger import TermsLookup
 from core.partition import BatchOutcome, PartitionState, SourceRecord
 from core.statelog import StateFolder, delta_record, snapshot_records
-from streams.records import OutRecord, bucket_records, dlq_records, reroute_records
+from streams.records import (
+    OutRecord,
+    alert_records,
+    bucket_records,
+    dlq_records,
+    reroute_records,
+)
 from streams.statestore import load_states
+from view.keys import alerts_key
 from view.writer import BucketWrite, ViewWriter
 
 __all__ = ("Processor",)
@@ -65,11 +74,13 @@ class Processor:
         writer: ViewWriter,
         partition_for: Callable[[str], int],
         read_view_applied: Callable[[int], Awaitable[int | None]],
+        terms_for: TermsLookup | None = None,
     ) -> None:
         self.settings = settings
         self.producer = producer
         self.writer = writer
         self.partition_for = partition_for
+        self.terms_for = terms_for
         self._read_view_applied = read_view_applied
         self._states: dict[int, StateFolder] = {}
         self._loading: dict[int, asyncio.Task[None]] = {}
@@ -150,7 +161,7 @@ class Processor:
             folder = self._states.get(partition)
             if folder is None:
                 continue  # revoked meanwhile; the new owner will process these records
-            outcome = folder.state.apply(partition_records, self.partition_for)
+            outcome = folder.state.apply(partition_records, self.partition_for, self.terms_for)
             if outcome.replayed:
                 self.stats["replayed"] += outcome.replayed
                 logger.info(
@@ -164,6 +175,7 @@ class Processor:
             outputs += bucket_records(outcome, partition, self.settings.buckets_topic)
             outputs += dlq_records(outcome, self.settings.calls_topic, self.settings.dlq_topic)
             outputs += reroute_records(outcome, self.settings.calls_topic)
+            outputs += alert_records(outcome, self.settings.alerts_topic)
             key, value = delta_record(outcome, folder.state.watermark_ms)
             commits.append(OutRecord(self.settings.state_topic, key, value, partition))
             folder.live_keys.add(key)
@@ -180,8 +192,14 @@ class Processor:
 
     async def _update_view(self, applied: list[tuple[StateFolder, BatchOutcome]]) -> None:
         writes: list[BucketWrite] = []
+        docs: list[tuple[str, str, bytes]] = []
         metrics: Counter[str] = Counter()
         for _, outcome in applied:
+            for alert in outcome.alerts:
+                body = msgspec.json.encode(alert.to_wire())
+                docs.append((alerts_key(alert.account_id), alert.alert_id, body))
+                logger.info("alert %s fired (used %s)", alert.alert_id, alert.used_micro)
+            metrics["alerts_fired"] += len(outcome.alerts)
             for (account, app, bucket), value in outcome.changed.items():
                 writes.append((account, app, bucket, value.calls, value.micro, value.version))
             metrics["events_accepted"] += outcome.accepted
@@ -192,7 +210,7 @@ class Processor:
             metrics["events_rerouted"] += sum(len(items) for items in outcome.rerouted.values())
         self.stats.update(metrics)
         states = {folder.state.partition: folder.state for folder, _ in applied}
-        if await self.writer.write(writes, self._progress_of(states), metrics):
+        if await self.writer.write(writes, self._progress_of(states), metrics, docs):
             for partition, state in states.items():
                 self._published[partition] = _Published(state.applied, state.watermark_ms)
 

@@ -20,6 +20,7 @@ from core.partition import BatchOutcome, SourceRecord
 __all__ = (
     "REROUTED_FROM_HEADER",
     "OutRecord",
+    "alert_records",
     "bucket_records",
     "dlq_record",
     "dlq_records",
@@ -99,6 +100,14 @@ def dlq_record(
     else:
         body["original"] = text
     return OutRecord(dlq_topic, source.key, _encode(body))
+
+
+def alert_records(outcome: BatchOutcome, topic: str) -> list[OutRecord]:
+    """One record per newly crossed threshold, keyed by its deterministic ``alert_id``."""
+    return [
+        OutRecord(topic, alert.alert_id.encode(), _encode(alert.to_wire()))
+        for alert in outcome.alerts
+    ]
 
 
 def reroute_records(outcome: BatchOutcome, calls_topic: str) -> list[OutRecord]:

@@ -12,8 +12,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
+from config.contracts import load_contracts
 from config.settings import Settings
 from core.freshness import Progress
+from streams.accounts import AccountConfig
+from streams.deliverer import Deliverer
 from streams.partitioner import account_partition
 from streams.processor import Processor, now_ms
 from streams.viewkeeper import ViewKeeper
@@ -38,6 +41,8 @@ class WorkerRuntime:
         self._producer: AIOKafkaProducer | None = None
         self._processor: Processor | None = None
         self._offsets: AIOKafkaConsumer | None = None
+        self.accounts: AccountConfig | None = None
+        self.deliverer: Deliverer | None = None
         self._started = False
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
@@ -62,6 +67,11 @@ class WorkerRuntime:
                 bootstrap_servers=self.settings.kafka_bootstrap_servers, enable_auto_commit=False
             )
             await self._offsets.start()
+            # Contracts first: a batch must never be judged without the account's terms.
+            self.accounts = AccountConfig(
+                self.settings, load_contracts(self.settings.contracts_file)
+            )
+            await self.accounts.start()
             partitions = self.settings.partitions
             self._processor = Processor(
                 self.settings,
@@ -69,7 +79,10 @@ class WorkerRuntime:
                 self.writer,
                 lambda account: account_partition(account, partitions),
                 self._view_applied,
+                self.accounts.terms_for,
             )
+            self.deliverer = Deliverer(self.settings, self.accounts, self.writer)
+            await self.deliverer.start()
             self._tasks = [
                 asyncio.ensure_future(
                     self._every(self.settings.heartbeat_ms / 1000, self._heartbeat)
@@ -86,6 +99,10 @@ class WorkerRuntime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.deliverer is not None:
+            await self.deliverer.stop()
+        if self.accounts is not None:
+            await self.accounts.stop()
         if self._offsets is not None:
             await self._offsets.stop()
         if self._producer is not None:

@@ -50,6 +50,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
         ),
         TopicSpec(settings.alerts_topic, settings.partitions, {"cleanup.policy": "compact"}),
+        # Contracts and webhooks: one partition, so every process reads them in one order.
+        TopicSpec(settings.config_topic, 1, {"cleanup.policy": "compact"}),
+        # Latest delivery status per (alert, endpoint).
+        TopicSpec(settings.deliveries_topic, 1, {"cleanup.policy": "compact"}),
         # One state-log partition per input partition (same number, same owner).
         TopicSpec(
             settings.state_topic,

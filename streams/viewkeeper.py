@@ -8,9 +8,12 @@ rather than show partial totals.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
@@ -21,7 +24,7 @@ from core.buckets import to_epoch_ms
 from core.money import micro_from_text
 from streams.replay import replay
 from streams.topics import partitions_of
-from view.keys import EPOCH, REBUILD_LOCK
+from view.keys import EPOCH, REBUILD_LOCK, alerts_key, deliveries_key
 from view.writer import BucketWrite, ViewWriter
 
 __all__ = ("ViewKeeper", "parse_bucket_value")
@@ -97,12 +100,43 @@ class ViewKeeper:
                 pass
 
     async def _rebuild(self) -> int:
-        topic = self.settings.buckets_topic
+        """Replay buckets, alerts and delivery statuses into Redis; return the record count."""
         count = 0
-        async for batch in replay(self.settings, topic, await partitions_of(self.settings, topic)):
+        async for batch in self._replay(self.settings.buckets_topic):
             writes = [parse_bucket_value(m.value) for m in batch if m.value is not None]
-            count += len(writes)
-            if writes and not await self._writer.write(writes):
-                raise RedisError("view write failed during rebuild")
-            await self._redis.pexpire(REBUILD_LOCK, _LOCK_MS)
+            count += await self._write(writes, [])
+        for topic, as_doc in (
+            (self.settings.alerts_topic, _alert_doc),
+            (self.settings.deliveries_topic, _delivery_doc),
+        ):
+            async for batch in self._replay(topic):
+                count += await self._write(
+                    [], [as_doc(m.value) for m in batch if m.value is not None]
+                )
         return count
+
+    def _replay(self, topic: str) -> AsyncIterator[list[Any]]:
+        async def batches() -> AsyncIterator[list[Any]]:
+            async for batch in replay(
+                self.settings, topic, await partitions_of(self.settings, topic)
+            ):
+                yield batch
+
+        return batches()
+
+    async def _write(self, buckets: list[BucketWrite], docs: list[tuple[str, str, bytes]]) -> int:
+        if not await self._writer.write(buckets, docs=docs):
+            raise RedisError("view write failed during rebuild")
+        await self._redis.pexpire(REBUILD_LOCK, _LOCK_MS)
+        return len(buckets) + len(docs)
+
+
+def _alert_doc(value: bytes) -> tuple[str, str, bytes]:
+    alert = json.loads(value)
+    return alerts_key(alert["account_id"]), alert["alert_id"], value
+
+
+def _delivery_doc(value: bytes) -> tuple[str, str, bytes]:
+    status = json.loads(value)
+    field = f"{status['alert_id']}|{status['endpoint_id']}"
+    return deliveries_key(status["account_id"]), field, value

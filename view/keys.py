@@ -3,6 +3,8 @@
 * ``cf:b:{account}``  hash ``{app}|{bucket index}`` -> ``{version}:{calls}:{micro}``
 * ``cf:c:{account}``  sorted set of those fields, scored by the account's change sequence
 * ``cf:v:{account}``  the account's change sequence (incremented per bucket write)
+* ``cf:alerts:{account}``      hash ``alert_id`` -> alert JSON (as published to usage.alerts.v1)
+* ``cf:deliveries:{account}``  hash ``{alert_id}|{endpoint}`` -> delivery status JSON
 * ``cf:accounts``     set of accounts with usage
 * ``cf:progress``     hash ``{input partition}`` -> progress line (see :mod:`core.freshness`)
 * ``cf:metrics``      hash of counters (accepted, duplicates, ``dlq:{reason}`` ...)
@@ -22,9 +24,11 @@ __all__ = (
     "METRICS",
     "PROGRESS",
     "REBUILD_LOCK",
+    "alerts_key",
     "as_text",
     "bucket_field",
     "buckets_key",
+    "deliveries_key",
     "parse_bucket_field",
 )
 
@@ -44,6 +48,16 @@ def as_text(value: bytes | str) -> str:
 def buckets_key(account_id: str) -> str:
     """Hash of an account's buckets."""
     return f"cf:b:{account_id}"
+
+
+def alerts_key(account_id: str) -> str:
+    """Hash of an account's fired alerts."""
+    return f"cf:alerts:{account_id}"
+
+
+def deliveries_key(account_id: str) -> str:
+    """Hash of an account's webhook delivery statuses."""
+    return f"cf:deliveries:{account_id}"
 
 
 def bucket_field(app_id: str, bucket_ms: int) -> str:

@@ -6,14 +6,16 @@ only the buckets changed since the cached sequence), then prefix sums answer any
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 
 import redis.asyncio as aioredis
 
 from core.freshness import Freshness, Progress, freshness
 from core.usage import AppSeries
-from view.keys import parse_bucket_field
+from view.keys import alerts_key, as_text, deliveries_key, parse_bucket_field
 
 __all__ = ("AccountView", "ViewNotReady", "ViewReader")
 
@@ -45,10 +47,30 @@ class ViewReader:
     """Cached, incrementally refreshed reads of accounts' buckets."""
 
     def __init__(self, client: aioredis.Redis, partitions: int, max_accounts: int = 10_000) -> None:
+        self._redis = client
         self._changes = client.register_script(_CHANGES)
         self._partitions = partitions
         self._max_accounts = max_accounts
         self._cache: dict[str, _Cached] = {}
+
+    async def alerts(self, account_id: str) -> list[dict[str, Any]]:
+        """The account's fired alerts with their delivery statuses, newest crossing first."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(alerts_key(account_id))
+            pipe.hgetall(deliveries_key(account_id))
+            alerts, deliveries = await pipe.execute()
+        by_alert: dict[str, list[dict[str, Any]]] = {}
+        for name, body in deliveries.items():
+            alert_id = as_text(name).rpartition("|")[0]
+            by_alert.setdefault(alert_id, []).append(json.loads(body))
+        found = []
+        for body in alerts.values():
+            alert = json.loads(body)
+            alert["deliveries"] = sorted(
+                by_alert.get(alert["alert_id"], []), key=lambda d: str(d["endpoint_id"])
+            )
+            found.append(alert)
+        return sorted(found, key=lambda a: (a["crossed_at"], a["threshold_percent"]), reverse=True)
 
     async def account(self, account_id: str) -> AccountView:
         """The account's current buckets; raises :class:`ViewNotReady` while rebuilding."""

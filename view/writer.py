@@ -37,22 +37,30 @@ class ViewWriter:
         self._upsert = client.register_script(_UPSERT)
         self._pending: dict[tuple[str, str], BucketWrite] = {}
         self._pending_metrics: dict[str, int] = {}
+        self._pending_docs: dict[tuple[str, str], bytes] = {}
         self.overflowed = False
 
     @property
     def has_pending(self) -> bool:
         """Whether some changes still wait for Redis."""
-        return bool(self._pending) or self.overflowed
+        return bool(self._pending) or bool(self._pending_docs) or self.overflowed
 
     async def write(
         self,
         buckets: Iterable[BucketWrite],
         progress: Mapping[int, Progress] | None = None,
         metrics: Mapping[str, int] | None = None,
+        docs: Iterable[tuple[str, str, bytes]] = (),
     ) -> bool:
-        """Write buckets (and progress, counters); False if Redis failed and they are pending."""
+        """Write buckets (and progress, counters, documents); False if Redis failed.
+
+        ``docs`` are ``(hash key, field, JSON)`` entries such as alerts and delivery statuses;
+        they are idempotent overwrites. Whatever fails stays pending for the next flush.
+        """
         for bucket in buckets:
             self._remember(bucket)
+        for key, name, body in docs:
+            self._pending_docs[(key, name)] = body
         for name, increment in (metrics or {}).items():
             self._pending_metrics[name] = self._pending_metrics.get(name, 0) + increment
         return await self.flush(progress)
@@ -70,26 +78,42 @@ class ViewWriter:
     async def flush(self, progress: Mapping[int, Progress] | None = None) -> bool:
         """Try to write everything pending; progress goes only with a complete flush."""
         try:
-            items = list(self._pending.items())
-            for start in range(0, max(len(items), 1), _CHUNK):
-                chunk = items[start : start + _CHUNK]
-                last = start + _CHUNK >= len(items)
-                await self._call(
-                    [bucket for _, bucket in chunk],
-                    progress if last and not self.overflowed else None,
-                    self._pending_metrics if last else None,
-                )
-                for key, bucket in chunk:
-                    if self._pending.get(key) is bucket:
-                        del self._pending[key]
-                if last:
-                    self._pending_metrics = {}
+            await self._flush_docs()
+            await self._flush_buckets(progress)
         except RedisError as error:
             logger.warning(
                 "view write failed, keeping %d changes pending: %s", len(self._pending), error
             )
             return False
         return True
+
+    async def _flush_docs(self) -> None:
+        if not self._pending_docs:
+            return
+        docs = dict(self._pending_docs)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for (key, name), body in docs.items():
+                pipe.hset(key, name, body)
+            await pipe.execute()
+        for entry, body in docs.items():
+            if self._pending_docs.get(entry) is body:
+                del self._pending_docs[entry]
+
+    async def _flush_buckets(self, progress: Mapping[int, Progress] | None) -> None:
+        items = list(self._pending.items())
+        for start in range(0, max(len(items), 1), _CHUNK):
+            chunk = items[start : start + _CHUNK]
+            last = start + _CHUNK >= len(items)
+            await self._call(
+                [bucket for _, bucket in chunk],
+                progress if last and not self.overflowed else None,
+                self._pending_metrics if last else None,
+            )
+            for entry, bucket in chunk:
+                if self._pending.get(entry) is bucket:
+                    del self._pending[entry]
+            if last:
+                self._pending_metrics = {}
 
     async def _call(
         self,

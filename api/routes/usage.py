@@ -74,7 +74,7 @@ async def get_usage(
 ) -> JSON:
     """Exact usage over ``[from, to)``; every answer says how fresh it is."""
     check_account(account, principal)
-    default_tz = svc.contracts.time_zone_of(account)
+    default_tz = await svc.time_zone_of(account)
     try:
         query = parse_usage_query(account, start, end, tz, window, group_by, default_tz)
     except QueryError as error:

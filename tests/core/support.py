@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, settings
 
+from core.billing import Explicit, Monthly, Terms
 from core.buckets import iso_utc, to_epoch_ms
+from core.money import micro_from_text
 from core.partition import SourceRecord
 
 # Hypothesis: no example database on disk (tests/ is committed), no per-example deadline
@@ -213,3 +217,35 @@ CORPUS: list[tuple[str, bytes, bool]] = [
     ("bad JSON", _raw()[:-1], False),
     ("non-UTF-8 in a string", _raw(event_id="e-__X__").replace(b"__X__", b"\xff"), False),
 ]
+
+
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
+    """Epoch ms of a UTC wall-clock instant."""
+    return to_epoch_ms(datetime(year, month, day, hour, minute, second, tzinfo=UTC))
+
+
+def terms(
+    *,
+    account: str = "acme",
+    allotment: str = "1000",
+    period: Monthly | Explicit | None = None,
+    tz: str = "UTC",
+    rate: str = "0.012",
+    currency: str = "USD",
+    minor_digits: int = 2,
+    thresholds: tuple[int, ...] = (50, 80, 100),
+    version: int = 1,
+) -> Terms:
+    """Contract terms built directly (no config): ``allotment`` in credits, exact."""
+    return Terms(
+        account_id=account,
+        plan="custom",
+        allotment_micro=micro_from_text(allotment),
+        period=period or Monthly(date(2026, 1, 1)),
+        tz=ZoneInfo(tz),
+        rate=Decimal(rate),
+        currency=currency,
+        minor_digits=minor_digits,
+        thresholds=thresholds,
+        version=version,
+    )

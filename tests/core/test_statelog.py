@@ -71,7 +71,8 @@ def test_delta_record_format() -> None:
     )
     key, value = delta_record(outcome, state.watermark_ms)
     assert key == b"d:-1:1"
-    version, s, e, wm, buckets, ids = json.loads(value)
+    version, s, e, wm, buckets, ids, totals, fired = json.loads(value)
+    assert (totals, fired) == ([], [])  # no contract, so no period accounting
     assert (version, s, e, wm) == (FORMAT_VERSION, -1, 1, T0 + 5)
     assert sorted(map(tuple, buckets)) == [
         ("acme", "bot", T0, 1, 1_500_000, 0),
@@ -232,7 +233,7 @@ def test_snapshot_records_are_chunked_with_counted_keys() -> None:
         f"s:{state.applied}:{i}:{total}".encode() for i in range(total)
     ]
     for _, value in chunks:
-        version, e, wm, n, buckets, ids = json.loads(value)
+        version, e, wm, n, buckets, ids, _totals, _fired = json.loads(value)
         assert (version, e, wm, n) == (FORMAT_VERSION, state.applied, state.watermark_ms, total)
         assert len(buckets) + sum(len(v) for v in ids.values()) <= 4
 

@@ -54,6 +54,8 @@ class Namespace:
             "CREDITFLOW_BUCKETS_TOPIC": prefix + "usage.buckets.v1",
             "CREDITFLOW_ALERTS_TOPIC": prefix + "usage.alerts.v1",
             "CREDITFLOW_STATE_TOPIC": prefix + "creditflow.state.v1",
+            "CREDITFLOW_CONFIG_TOPIC": prefix + "creditflow.config.v1",
+            "CREDITFLOW_DELIVERIES_TOPIC": prefix + "creditflow.deliveries.v1",
             "CREDITFLOW_ADMIN_TOKEN": ADMIN_TOKEN,
             "CREDITFLOW_LOG_LEVEL": "info",
             **self.extra,

@@ -1,0 +1,119 @@
+"""Admin API: account contracts and webhook endpoints (``admin`` token only).
+
+Changes are published to the config topic; every worker and API process picks them up within
+a fraction of a second, without a restart. The answer comes once this process has seen the
+change, so a following read reflects it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends
+from pydantic import ValidationError
+
+from api.auth import Authenticated, Principal
+from api.errors import ApiError
+from api.responses import JSON
+from api.routes.usage import check_account
+from api.services import Services, services
+from streams.accounts import Endpoint, Webhooks, contract_key, publish_config, webhooks_key
+
+__all__ = ("router",)
+
+router = APIRouter()
+
+
+def _admin(account: str, principal: Principal) -> None:
+    check_account(account, principal)
+    if not principal.is_admin:
+        raise ApiError(403, "forbidden", "contracts and webhooks need the admin token")
+
+
+def _problems(error: ValidationError | ValueError) -> str:
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in item['loc']) or 'body'}: {item['msg']}"
+            for item in error.errors()
+        )
+    return str(error)
+
+
+@router.get("/v1/accounts/{account}/contract", response_class=JSON, summary="An account's contract")
+async def get_contract(
+    account: str, principal: Authenticated, svc: Annotated[Services, Depends(services)]
+) -> JSON:
+    """The current contract (with its version)."""
+    _admin(account, principal)
+    contract = (await svc.accounts()).contracts.get(account)
+    if contract is None:
+        raise ApiError(404, "no_contract", f"account {account!r} has no contract")
+    return JSON({"account_id": account, **contract.model_dump(mode="json")})
+
+
+@router.put(
+    "/v1/accounts/{account}/contract", response_class=JSON, summary="Create or replace a contract"
+)
+async def put_contract(
+    account: str,
+    principal: Authenticated,
+    svc: Annotated[Services, Depends(services)],
+    body: Annotated[dict[str, Any], Body()],
+) -> JSON:
+    """Validate (plan maximum, positive rate, known currency and zone) and publish a new version."""
+    _admin(account, principal)
+    accounts = await svc.accounts()
+    body.pop("version", None)
+    try:
+        contract = accounts.validate(account, body)
+    except (ValidationError, ValueError) as error:
+        raise ApiError(400, "invalid_contract", _problems(error)) from None
+    await publish_config(
+        svc.settings, [(contract_key(account), contract.model_dump_json().encode())]
+    )
+    await accounts.wait_until(
+        lambda: (
+            (seen := accounts.contracts.get(account)) is not None
+            and seen.version >= contract.version
+        )
+    )
+    return JSON({"account_id": account, **contract.model_dump(mode="json")})
+
+
+@router.get("/v1/accounts/{account}/webhooks", response_class=JSON, summary="Webhook endpoints")
+async def get_webhooks(
+    account: str, principal: Authenticated, svc: Annotated[Services, Depends(services)]
+) -> JSON:
+    """The account's endpoints (secrets shown by their last four characters)."""
+    _admin(account, principal)
+    hooks = (await svc.accounts()).webhooks.get(account, Webhooks())
+    endpoints = [{"id": e.id, "url": e.url, "secret": "…" + e.secret[-4:]} for e in hooks.endpoints]
+    return JSON({"account_id": account, "endpoints": endpoints})
+
+
+@router.put(
+    "/v1/accounts/{account}/webhooks", response_class=JSON, summary="Replace webhook endpoints"
+)
+async def put_webhooks(
+    account: str,
+    principal: Authenticated,
+    svc: Annotated[Services, Depends(services)],
+    body: Annotated[dict[str, Any], Body()],
+) -> JSON:
+    """Set the endpoints; a missing secret is generated and returned once, here."""
+    _admin(account, principal)
+    accounts = await svc.accounts()
+    raw = body.get("endpoints")
+    if not isinstance(raw, list):
+        raise ApiError(400, "invalid_webhooks", 'body must be {"endpoints": [{"id", "url"}]}')
+    try:
+        endpoints = [
+            Endpoint.model_validate({"secret": secrets.token_urlsafe(32), **item}) for item in raw
+        ]
+        hooks = Webhooks(endpoints=endpoints)
+    except (ValidationError, TypeError) as error:
+        raise ApiError(400, "invalid_webhooks", str(error)) from None
+    await publish_config(svc.settings, [(webhooks_key(account), hooks.model_dump_json().encode())])
+    await accounts.wait_until(lambda: accounts.webhooks.get(account) == hooks)
+    return JSON({"account_id": account, **hooks.model_dump(mode="json")})

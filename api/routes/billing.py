@@ -1,0 +1,110 @@
+"""Billing of a period (used, remaining, overage) and the account's alerts with deliveries."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from redis.exceptions import RedisError
+
+from api.auth import Authenticated
+from api.errors import ApiError
+from api.responses import JSON
+from api.routes.usage import check_account, freshness_fields, read_account
+from api.services import Services, services
+from core.billing import Period, bill, period_at, previous_period
+from core.localtime import iso_local, parse_bound
+
+__all__ = ("router",)
+
+router = APIRouter()
+
+
+def _period_body(period: Period, tz_name: str, tz: Any) -> dict[str, Any]:
+    return {
+        "start": period.start_date.isoformat(),
+        "end": period.end_date.isoformat(),
+        "start_at": iso_local(period.start_ms, tz),
+        "end_at": iso_local(period.end_ms, tz),
+        "tz": tz_name,
+    }
+
+
+@router.get(
+    "/v1/accounts/{account}/billing",
+    response_class=JSON,
+    summary="Plan, period, allotment, used, remaining and pay-as-you-go overage",
+)
+async def get_billing(
+    account: str,
+    principal: Authenticated,
+    svc: Annotated[Services, Depends(services)],
+    period: Annotated[str, Query(description="current | previous")] = "current",
+    at: Annotated[
+        str | None, Query(description="a date or instant: the period containing it")
+    ] = None,
+) -> JSON:
+    """The account's billing for the current period (or the previous one, or one at a date)."""
+    check_account(account, principal)
+    accounts = await svc.accounts()
+    terms = accounts.terms_for(account)
+    contract = accounts.contracts.get(account)
+    if terms is None or contract is None:
+        raise ApiError(404, "no_contract", f"account {account!r} has no contract")
+    if period not in ("current", "previous"):
+        raise ApiError(400, "invalid_query", "period must be current or previous")
+    try:
+        instant = parse_bound(at, terms.tz) if at else time.time_ns() // 1_000_000
+    except ValueError as error:
+        raise ApiError(400, "invalid_query", f"at: {error}") from None
+    chosen = period_at(terms, instant)
+    if chosen is not None and period == "previous":
+        chosen = previous_period(terms, chosen)
+    if chosen is None:
+        raise ApiError(404, "no_period", f"no billing period of {account!r} covers that date")
+    view = await read_account(svc, account)
+    used = sum(app.between(chosen.start_ms, chosen.end_ms)[2] for app in view.apps.values())
+    try:
+        alerts = [
+            alert
+            for alert in await svc.reader.alerts(account)
+            if alert["period"]["start"] == chosen.start_date.isoformat()
+        ]
+    except RedisError:
+        raise ApiError(503, "view_unavailable", "Redis is unreachable") from None
+    plan = accounts.plans.get(terms.plan)
+    body: dict[str, Any] = {
+        "account_id": account,
+        "plan": {
+            "name": terms.plan,
+            "allotment": bill(terms, 0)["allotment"],
+            "payg_rate": f"{terms.rate:f}",
+            "currency": terms.currency,
+            "upgrade_url": plan.upgrade_url if plan else None,
+            "contract_version": terms.version,
+        },
+        "period": _period_body(chosen, contract.time_zone, terms.tz),
+        **bill(terms, used),
+        "alert_thresholds": list(terms.thresholds),
+        "alerts": alerts,
+    }
+    body.update(freshness_fields(view))
+    return JSON(body)
+
+
+@router.get(
+    "/v1/accounts/{account}/alerts",
+    response_class=JSON,
+    summary="Alerts fired for the account, with webhook delivery status",
+)
+async def get_alerts(
+    account: str, principal: Authenticated, svc: Annotated[Services, Depends(services)]
+) -> JSON:
+    """Every fired alert (newest first) and, per endpoint, its delivery log."""
+    check_account(account, principal)
+    try:
+        alerts = await svc.reader.alerts(account)
+    except RedisError:
+        raise ApiError(503, "view_unavailable", "Redis is unreachable") from None
+    return JSON({"account_id": account, "alerts": alerts})

@@ -1,0 +1,266 @@
+"""Webhook delivery of alerts: signed POSTs, retried with backoff and jitter, logged.
+
+Each worker consumes its share of ``usage.alerts.v1`` (consumer group ``{group}-deliverer``).
+For every alert and every endpoint of the account it POSTs the alert JSON with
+``X-Creditflow-Signature: sha256=<hex HMAC-SHA256 of the body>`` and ``Idempotency-Key:
+<alert_id>``, until a 2xx answer or the expiry. Every attempt is recorded in the compacted
+``creditflow.deliveries.v1`` (and the Redis view), so a restarted worker skips what was
+delivered and resumes what was not. An alert's offset is committed only when all its
+deliveries are final. Delivery is at least once; the idempotency key lets receivers drop the
+rare repeat after a crash between a POST and its record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from config.settings import Settings
+from core.buckets import iso_utc
+from streams.accounts import AccountConfig, Endpoint
+from streams.replay import replay
+from streams.topics import partitions_of
+from view.keys import deliveries_key
+from view.writer import ViewWriter
+
+__all__ = ("Deliverer", "backoff_seconds", "sign")
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Creditflow-Signature"
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature header value of a body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def backoff_seconds(attempt: int, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: up to 1, 2, 4 ... seconds, capped at 5 minutes."""
+    return rng.uniform(0.5, 1.0) * min(300.0, 2.0 ** (attempt - 1))
+
+
+@dataclass
+class _Status:
+    alert_id: str
+    account_id: str
+    endpoint_id: str
+    url: str
+    state: str = "pending"  # pending | delivered | expired
+    attempts: int = 0
+    first_attempt_ms: int = 0
+    last_attempt_ms: int | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    delivered_ms: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.alert_id}|{self.endpoint_id}"
+
+    @property
+    def final(self) -> bool:
+        return self.state != "pending"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "alert_id": self.alert_id,
+            "account_id": self.account_id,
+            "endpoint_id": self.endpoint_id,
+            "url": self.url,
+            "state": self.state,
+            "attempts": self.attempts,
+            "first_attempt_at": iso_utc(self.first_attempt_ms) if self.first_attempt_ms else None,
+            "last_attempt_at": iso_utc(self.last_attempt_ms) if self.last_attempt_ms else None,
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+            "delivered_at": iso_utc(self.delivered_ms) if self.delivered_ms else None,
+            "history": self.history[-10:],
+        }
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Deliverer:
+    """Consumes alerts and delivers them to the account's webhook endpoints."""
+
+    def __init__(self, settings: Settings, accounts: AccountConfig, writer: ViewWriter) -> None:
+        self.settings = settings
+        self.accounts = accounts
+        self.writer = writer
+        self._statuses: dict[str, _Status] = {}
+        self._rng = random.Random()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: dict[TopicPartition, dict[int, asyncio.Task[None]]] = {}
+
+    async def start(self) -> None:
+        """Load past delivery statuses, then start consuming alerts."""
+        topic = self.settings.deliveries_topic
+        async for batch in replay(self.settings, topic, await partitions_of(self.settings, topic)):
+            for message in batch:
+                if message.value is not None:
+                    body = json.loads(message.value)
+                    status = _Status(
+                        body["alert_id"], body["account_id"], body["endpoint_id"], body["url"]
+                    )
+                    status.state, status.attempts = body["state"], body["attempts"]
+                    self._statuses[status.key] = status
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers, acks="all", linger_ms=0
+        )
+        await self._producer.start()
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout_seconds)
+        )
+        self._consumer = AIOKafkaConsumer(
+            self.settings.alerts_topic,
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            group_id=f"{self.settings.group_id}-deliverer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=20,
+            session_timeout_ms=int(self.settings.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(max(1.0, self.settings.session_timeout_seconds / 6) * 1000),
+        )
+        await self._consumer.start()
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        """Stop consuming; unfinished deliveries resume in the next owner."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for tasks in self._inflight.values():
+            for task in tasks.values():
+                task.cancel()
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            try:
+                batches = await self._consumer.getmany(timeout_ms=500)
+                for tp, messages in batches.items():
+                    for message in messages:
+                        task = asyncio.ensure_future(self._deliver_alert(message.value))
+                        self._inflight.setdefault(tp, {})[message.offset] = task
+                await self._commit_finished()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("alert consumption failed; retrying")
+                await asyncio.sleep(1)
+
+    async def _commit_finished(self) -> None:
+        """Commit, per partition, up to the first alert whose deliveries are not final."""
+        assert self._consumer is not None
+        offsets = {}
+        assignment = self._consumer.assignment()
+        for tp, tasks in list(self._inflight.items()):
+            if tp not in assignment:
+                for task in tasks.values():
+                    task.cancel()
+                del self._inflight[tp]
+                continue
+            done = sorted(offset for offset, task in tasks.items() if task.done())
+            pending = [offset for offset, task in tasks.items() if not task.done()]
+            limit = min(pending) if pending else None
+            committable = [offset for offset in done if limit is None or offset < limit]
+            if committable:
+                offsets[tp] = committable[-1] + 1
+                for offset in committable:
+                    del tasks[offset]
+        if offsets:
+            await self._consumer.commit(offsets)
+
+    async def _deliver_alert(self, value: bytes | None) -> None:
+        if value is None:
+            return
+        alert = json.loads(value)
+        account_id = alert["account_id"]
+        webhooks = self.accounts.webhooks.get(account_id)
+        if webhooks is None or not webhooks.endpoints:
+            return
+        await asyncio.gather(*(self._deliver(alert, value, e) for e in webhooks.endpoints))
+
+    async def _deliver(self, alert: dict[str, Any], body: bytes, endpoint: Endpoint) -> None:
+        key = f"{alert['alert_id']}|{endpoint.id}"
+        status = self._statuses.get(key)
+        if status is not None and status.final:
+            return
+        if status is None:
+            status = _Status(alert["alert_id"], alert["account_id"], endpoint.id, endpoint.url)
+            status.first_attempt_ms = _now_ms()
+            self._statuses[key] = status
+        deadline = status.first_attempt_ms + self.settings.webhook_expiry_seconds * 1000
+        while not status.final:
+            await self._attempt(status, body, endpoint)
+            if status.state == "pending" and _now_ms() >= deadline:
+                status.state = "expired"
+            await self._record(status)
+            if not status.final:
+                await asyncio.sleep(backoff_seconds(status.attempts, self._rng))
+
+    async def _attempt(self, status: _Status, body: bytes, endpoint: Endpoint) -> None:
+        assert self._session is not None
+        status.attempts += 1
+        status.last_attempt_ms = _now_ms()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "creditflow-webhooks/1",
+            SIGNATURE_HEADER: sign(endpoint.secret, body),
+            "Idempotency-Key": status.alert_id,
+            "X-Creditflow-Attempt": str(status.attempts),
+        }
+        try:
+            async with self._session.post(endpoint.url, data=body, headers=headers) as response:
+                status.last_status, status.last_error = response.status, None
+                if 200 <= response.status < 300:
+                    status.state, status.delivered_ms = "delivered", _now_ms()
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            status.last_status, status.last_error = None, f"{type(error).__name__}: {error}"
+        status.history.append(
+            {
+                "at": iso_utc(status.last_attempt_ms),
+                "status": status.last_status,
+                "error": status.last_error,
+            }
+        )
+
+    async def _record(self, status: _Status) -> None:
+        body = json.dumps(status.to_wire()).encode()
+        await self.writer.write((), docs=[(deliveries_key(status.account_id), status.key, body)])
+        if self._producer is None:
+            return
+        for delay in (0.2, 0.5, 1.0, 2.0, 5.0):
+            try:
+                await self._producer.send_and_wait(
+                    self.settings.deliveries_topic, body, key=status.key.encode()
+                )
+                return
+            except Exception as error:
+                logger.warning("recording delivery %s failed: %s", status.key, error)
+                await asyncio.sleep(delay)
