@@ -16,10 +16,11 @@ __all__ = ("SeenIds",)
 class SeenIds:
     """Per-account dictionaries of ``event_id -> bucket start (epoch ms)``."""
 
-    __slots__ = ("_by_account", "_size")
+    __slots__ = ("_buckets", "_by_account", "_size")
 
     def __init__(self) -> None:
         self._by_account: dict[str, dict[str, int]] = {}
+        self._buckets: dict[int, int] = {}
         self._size = 0
 
     def __len__(self) -> int:
@@ -32,7 +33,8 @@ class SeenIds:
             ids = self._by_account[account_id] = {}
         elif event_id in ids:
             return False
-        ids[event_id] = bucket_ms
+        # One int object per bucket start instead of one per id: about 32 bytes less per id.
+        ids[event_id] = self._buckets.setdefault(bucket_ms, bucket_ms)
         self._size += 1
         return True
 
@@ -51,6 +53,8 @@ class SeenIds:
             dropped += len(stale)
             if not ids:
                 del self._by_account[account_id]
+        for bucket in [bucket for bucket in self._buckets if bucket < cutoff_ms]:
+            del self._buckets[bucket]
         self._size -= dropped
         return dropped
 
