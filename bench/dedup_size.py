@@ -1,6 +1,6 @@
 """Bytes per remembered event id: in worker memory and in the state log.
 
-    .venv/bin/python -m bench.dedup_size [--ids 1000000]
+.venv/bin/python -m bench.dedup_size [--ids 1000000]
 """
 
 from __future__ import annotations

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import UTC, date, datetime
 from typing import Any
 
 from config.contracts import load_contracts
 from config.settings import get_settings
-from core.localtime import parse_tz
+from core.localtime import month_bounds, parse_tz
 
 __all__ = ("render", "run_top")
-
-
-def _month_range(tz_name: str) -> tuple[str, str]:
-    today = datetime.now(UTC).astimezone(parse_tz(tz_name)).date()
-    first = today.replace(day=1)
-    following = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
-    return first.isoformat(), following.isoformat()
 
 
 def render(answer: dict[str, Any]) -> str:
@@ -58,7 +51,8 @@ async def run_top(
     base = api or f"http://{settings.api_host}:{settings.api_port}"
     token = token or settings.effective_admin_token
     tz = tz or load_contracts(settings.contracts_file).time_zone_of(account)
-    start, end = _month_range(tz)
+    first, following = month_bounds(time.time_ns() // 1_000_000, parse_tz(tz))
+    start, end = first.isoformat(), following.isoformat()
     query = urllib.parse.urlencode({"from": start, "to": end, "tz": tz, "group_by": "app"})
     url = f"{base}/v1/accounts/{account}/usage?{query}"
     while True:

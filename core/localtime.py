@@ -22,6 +22,7 @@ __all__ = (
     "Window",
     "boundaries",
     "iso_local",
+    "month_bounds",
     "parse_bound",
     "parse_tz",
 )
@@ -145,6 +146,12 @@ def _calendar_edges(start_ms: int, end_ms: int, tz: ZoneInfo, window: Window) ->
         if edge >= end_ms:
             return
         yield edge
+
+
+def month_bounds(instant_ms: int, tz: ZoneInfo) -> tuple[date, date]:
+    """First day of the local month holding ``instant_ms`` and first day of the next month."""
+    first = local(instant_ms, tz).date().replace(day=1)
+    return first, _next_month(first)
 
 
 def _next_month(day: date) -> date:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 
 from api.auth import Authenticated, Principal
@@ -14,11 +19,12 @@ from api.responses import JSON
 from api.services import Services, services
 from core.buckets import iso_utc
 from core.events import ID_PATTERN
+from core.localtime import month_bounds, parse_tz
 from core.usage import QueryError, compute_usage, parse_usage_query
 from models.usage import UsageAnswer
 from view.reader import AccountView, ViewNotReady
 
-__all__ = ("check_account", "read_account", "router")
+__all__ = ("check_account", "freshness_fields", "read_account", "router")
 
 router = APIRouter()
 _ACCOUNT = re.compile(ID_PATTERN)
@@ -83,3 +89,63 @@ async def get_usage(
     body = compute_usage(query, view.apps)
     body.update(freshness_fields(view))
     return JSON(body)
+
+
+@router.get(
+    "/v1/accounts/{account}/usage/stream",
+    summary="Server-Sent Events: the usage answer again whenever the account's totals change",
+    response_class=StreamingResponse,
+)
+async def stream_usage(
+    request: Request,
+    principal: Authenticated,
+    svc: Annotated[Services, Depends(services)],
+    account: Annotated[str, Path()],
+    start: Annotated[str | None, Query(alias="from")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+    tz: Annotated[str | None, Query()] = None,
+    window: Annotated[str | None, Query()] = None,
+    group_by: Annotated[str | None, Query()] = None,
+) -> StreamingResponse:
+    """``event: usage`` with the same body as the usage answer, on connect and on every change.
+
+    Defaults to the current local month. Freshness is re-sent at least every 5 seconds, so a
+    dashboard's "synced N s ago" stays honest even when nothing changes.
+    """
+    check_account(account, principal)
+    default_tz = await svc.time_zone_of(account)
+    if not start and not end:
+        first, following = month_bounds(time.time_ns() // 1_000_000, parse_tz(tz or default_tz))
+        start, end = first.isoformat(), following.isoformat()
+    try:
+        query = parse_usage_query(account, start, end, tz, window, group_by, default_tz)
+    except QueryError as error:
+        raise ApiError(400, "invalid_query", str(error)) from None
+    await read_account(svc, account)
+
+    async def events() -> AsyncIterator[bytes]:
+        last_seq, last_sent = -1, 0.0
+        while not await request.is_disconnected():
+            try:
+                view = await svc.reader.account(account)
+            except (ViewNotReady, RedisError) as error:
+                yield _sse("unavailable", {"message": str(error)})
+                await asyncio.sleep(1)
+                continue
+            now = time.monotonic()
+            if view.seq != last_seq or now - last_sent >= 5:
+                body = compute_usage(query, view.apps)
+                body.update(freshness_fields(view))
+                yield _sse("usage", body)
+                last_seq, last_sent = view.seq, now
+            await asyncio.sleep(0.2)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _sse(event: str, payload: Any) -> bytes:
+    return f"event: {event}\ndata: ".encode() + orjson.dumps(payload) + b"\n\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -79,6 +80,50 @@ def new_env(label: str, **kwargs: Any) -> Namespace:
     db = next(_next_db) % 15 + 1
     redis.Redis.from_url(f"redis://127.0.0.1:6379/{db}").flushdb()
     return Namespace(f"{label}-{uuid.uuid4().hex[:8]}", redis_db=db, **kwargs)
+
+
+class ApiProcess:
+    """A real `creditflow api` server (for what in-process ASGI cannot do, like endless SSE)."""
+
+    def __init__(self, env: Namespace) -> None:
+        self.env = env
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.log = ARTIFACTS / f"{env.name}-api-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ApiProcess:
+        self.proc = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "creditflow"), "api", "--port", str(self.port)],
+            env={**os.environ, **self.env.env},
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        return self
+
+    async def ready(self) -> ApiProcess:
+        async def listening() -> bool:
+            try:
+                async with httpx.AsyncClient() as client:
+                    return (await client.get(self.url + "/healthz")).status_code in (200, 503)
+            except httpx.HTTPError:
+                return False
+
+        await wait_until(listening, timeout=30)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(15)
 
 
 class WorkerProcess:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ import pytest
 
 from tests.integration.harness import (
     ARTIFACTS,
+    ApiProcess,
     Namespace,
     WorkerProcess,
     api_client,
@@ -196,3 +198,54 @@ async def test_health_and_metrics(api) -> None:
     assert "creditflow_consumer_lag{partition=" in metrics
     assert 'creditflow_events_total{outcome="accepted"}' in metrics
     assert "creditflow_freshness_seconds " in metrics
+
+
+async def test_usage_stream_pushes_new_totals(api) -> None:
+    env, client, account = api
+    today = datetime.now(UTC).date()
+    params = {
+        "from": (today - timedelta(days=1)).isoformat(),
+        "to": (today + timedelta(days=1)).isoformat(),
+        "tz": "UTC",
+    }
+    # A real server: in-process ASGI transports buffer whole responses, and this one never ends.
+    server = await ApiProcess(env).start().ready()
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=20) as real,
+        real.stream(
+            "GET", f"/v1/accounts/{account}/usage/stream", params=params, headers=auth(READ_TOKEN)
+        ) as stream,
+    ):
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.aiter_lines()
+
+        async def next_usage() -> dict:
+            event = None
+            async for line in lines:
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event == "usage":
+                    return json.loads(line[6:])
+            raise AssertionError("stream ended")
+
+        first = await asyncio.wait_for(next_usage(), 10)
+        before = Decimal(first["total"]["credits"])
+        sent = await client.post(
+            "/v1/events",
+            json=[_event(account, "sse-1", "2.5", app="stream")],
+            headers=auth(WRITE_TOKEN),
+        )
+        assert sent.json()["accepted"] == 1
+
+        async def changed() -> dict:
+            while True:
+                answer = await next_usage()
+                if Decimal(answer["total"]["credits"]) != before:
+                    return answer
+
+        after = await asyncio.wait_for(changed(), 15)
+        assert Decimal(after["total"]["credits"]) == before + Decimal("2.5")
+        assert {"app_id": "stream", "calls": 1, "credits": "2.5"} in after["apps"]
+        assert after["as_of"] is not None
+    server.stop()
