@@ -41,7 +41,8 @@ status:
 	@scripts/stack status
 
 bench: install
-	@scripts/stack up kafka redis
+	@$(PY) -m pip install -q -e '.[dev,bench]'
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk
 	@$(VENV)/bin/creditflow bench
 
 clean: down

@@ -80,7 +80,7 @@ class TokenStore:
         return self._by_hash.get(hash_token(token))
 
 
-def authenticate(request: Request) -> Principal:
+async def authenticate(request: Request) -> Principal:
     """FastAPI dependency: the caller's principal, or 401."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

@@ -18,6 +18,29 @@ from streams.accounts import AccountConfig
 from streams.topics import ensure_topics
 from view.reader import ViewReader
 
+
+class AnswerCache:
+    """Rendered usage answers (without freshness) by account, view version and query.
+
+    Dashboards poll the same question; while the account's buckets have not changed, the
+    answer is the same bytes. Bounded, oldest entries first out.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._entries: dict[tuple[object, ...], bytes] = {}
+
+    def get(self, key: tuple[object, ...]) -> bytes | None:
+        """A cached answer."""
+        return self._entries.get(key)
+
+    def put(self, key: tuple[object, ...], body: bytes) -> None:
+        """Remember an answer."""
+        if len(self._entries) >= self._size:
+            del self._entries[next(iter(self._entries))]
+        self._entries[key] = body
+
+
 __all__ = ("Services", "services")
 
 logger = logging.getLogger(__name__)
@@ -36,6 +59,7 @@ class Services:
     _producer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _accounts: AccountConfig | None = None
     _accounts_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    answers: AnswerCache = field(default_factory=AnswerCache)
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
@@ -69,6 +93,8 @@ class Services:
 
     async def accounts(self) -> AccountConfig:
         """Contracts and webhooks, tailing the config topic (started on first use)."""
+        if self._accounts is not None:
+            return self._accounts
         async with self._accounts_lock:
             if self._accounts is None:
                 await ensure_topics(self.settings)
@@ -93,7 +119,7 @@ class Services:
         await self.redis.aclose()
 
 
-def services(request: Request) -> Services:
-    """FastAPI dependency: this process's services."""
+async def services(request: Request) -> Services:
+    """FastAPI dependency: this process's services (async: sync ones run in a thread pool)."""
     found: Services = request.app.state.services
     return found

@@ -158,6 +158,9 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("directory", nargs="?", default="docs/schemas")
     schema.set_defaults(run=_schema)
 
+    # Listed for --help; main() hands its arguments to bench.run untouched.
+    commands.add_parser("bench", help="run the benchmark (see bench/run.py; needs the bench extra)")
+
     token = commands.add_parser("token", help="token utilities")
     token_commands = token.add_subparsers(dest="token_command", required=True)
     hashing = token_commands.add_parser("hash", help="print the SHA-256 of a token")
@@ -168,6 +171,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``creditflow`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        from bench.run import main as bench_main
+
+        return bench_main(argv[1:])
     args = _parser().parse_args(argv)
     _logging(args.log_level)
     result: int = args.run(args)

@@ -8,6 +8,7 @@ since the epoch throughout the core.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 __all__ = (
     "BUCKET_MS",
@@ -45,6 +46,7 @@ def from_epoch_ms(epoch_ms: int) -> datetime:
     return _EPOCH + timedelta(milliseconds=epoch_ms)
 
 
+@lru_cache(maxsize=65_536)
 def iso_utc(epoch_ms: int) -> str:
     """RFC 3339 UTC rendering with a ``Z`` suffix, milliseconds only when non-zero."""
     moment = from_epoch_ms(epoch_ms)

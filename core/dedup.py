@@ -38,6 +38,25 @@ class SeenIds:
         self._size += 1
         return True
 
+    def ids_of(self, account_id: str) -> dict[str, int]:
+        """The account's ``event_id -> bucket`` dict, for the worker's per-event loop.
+
+        Whoever adds to it directly must intern the bucket with :meth:`bucket` and report the
+        count with :meth:`count_added`; :meth:`add` does all three for one id.
+        """
+        ids = self._by_account.get(account_id)
+        if ids is None:
+            ids = self._by_account[account_id] = {}
+        return ids
+
+    def bucket(self, bucket_ms: int) -> int:
+        """The shared int object for a bucket start."""
+        return self._buckets.setdefault(bucket_ms, bucket_ms)
+
+    def count_added(self, count: int) -> None:
+        """Account for ids added through :meth:`ids_of`."""
+        self._size += count
+
     def __contains__(self, key: tuple[str, str]) -> bool:
         ids = self._by_account.get(key[0])
         return ids is not None and key[1] in ids

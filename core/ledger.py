@@ -38,15 +38,27 @@ class PeriodLedger:
         buckets[bucket_ms] = buckets.get(bucket_ms, 0) + delta_micro
 
     def observe(
-        self, terms: Terms, occurred_ms: int, micro: int, arrival_ms: int, event_id: str
+        self,
+        terms: Terms,
+        occurred_ms: int,
+        micro: int,
+        arrival_ms: int,
+        event_id: str,
+        sync: Callable[[], None] | None = None,
     ) -> list[Alert]:
-        """Count an accepted event (already in the bucket index) toward its period; new alerts."""
+        """Count an accepted event (already in its bucket) toward its period; new alerts.
+
+        ``sync`` brings the bucket index up to date; it is called only when a period's total
+        must be computed from the index (its first event since the period was last seen).
+        """
         period = self._period(terms, occurred_ms)
         if period is None:
             return []
         key = (terms.account_id, period.start_ms, period.end_ms)
         used = self.totals.get(key)
         if used is None:
+            if sync is not None:
+                sync()
             buckets = self._by_account.get(terms.account_id, {})
             used = sum(
                 m for start, m in buckets.items() if period.start_ms <= start < period.end_ms

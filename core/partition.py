@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from core.alerts import Alert
 from core.buckets import BUCKET_MS, bucket_start, iso_utc
@@ -100,6 +100,7 @@ class PartitionState:
         self.buckets: dict[BucketKey, list[int]] = {}
         self.seen = SeenIds()
         self.ledger = PeriodLedger()
+        self._routes: dict[str, int] = {}  # account -> partition, memoised per state
 
     @property
     def floor_ms(self) -> int:
@@ -122,9 +123,10 @@ class PartitionState:
         ``terms_for`` gives an account's contract terms (None: no contract, no alerts).
         """
         outcome = BatchOutcome(first_offset=self.applied, last_offset=self.applied)
-        # The cells themselves, not just their keys: a later record of the same batch may move
-        # the floor and evict a bucket this batch changed; its final value must still be reported.
-        touched: dict[BucketKey, list[int]] = {}
+        # key -> [cell, credits the ledger already knows]. The cells themselves, not just their
+        # keys: a later record of the batch may move the floor and evict a bucket this batch
+        # changed; its final value must still be reported.
+        touched: dict[BucketKey, list[Any]] = {}
         for record in records:
             if record.offset <= self.applied:
                 outcome.replayed += 1
@@ -133,10 +135,23 @@ class PartitionState:
             self.applied = record.offset
             outcome.records += 1
         outcome.last_offset = self.applied
-        for key, cell in touched.items():
+        self._sync_ledger(touched)
+        for key, (cell, _) in touched.items():
             outcome.changed[key] = BucketValue(cell[0], cell[1], cell[2])
         outcome.period_totals, outcome.fired = self.ledger.take_changes()
         return outcome
+
+    def _sync_ledger(self, touched: dict[BucketKey, list[Any]]) -> None:
+        """Bring the ledger's per-account index up to date with the batch so far.
+
+        Done per bucket, not per event, which keeps the index off the per-event path; the
+        ledger asks for it before it needs the index mid-batch.
+        """
+        for key, entry in touched.items():
+            credits = entry[0][1]
+            if credits != entry[1]:
+                self.ledger.add_bucket_credits(key[0], key[2], credits - entry[1])
+                entry[1] = credits
 
     def _apply_record(
         self,
@@ -144,7 +159,7 @@ class PartitionState:
         partition_for: Callable[[str], int],
         terms_for: TermsLookup | None,
         outcome: BatchOutcome,
-        touched: dict[BucketKey, list[int]],
+        touched: dict[BucketKey, list[Any]],
     ) -> None:
         if record.timestamp_ms > self.watermark_ms:
             previous_floor = self.floor_ms
@@ -158,11 +173,16 @@ class PartitionState:
         floor = self.floor_ms
         ceiling = self.watermark_ms + self.limits.future_tolerance_ms
         buckets = self.buckets
+        routes = self._routes
+        seen = self.seen
+        added = 0
         for item in decoded:
             if isinstance(item, Rejection):
                 outcome.rejected.append((record, item))
                 continue
-            target = partition_for(item.account_id)
+            target = routes.get(item.account_id)
+            if target is None:
+                target = routes[item.account_id] = partition_for(item.account_id)
             if target != self.partition:
                 outcome.rerouted.setdefault(target, []).append((record, item))
                 continue
@@ -171,26 +191,37 @@ class PartitionState:
                     (record, time_rejection(item, floor, ceiling, record.timestamp_ms))
                 )
                 continue
-            start = bucket_start(item.occurred_ms)
-            if not self.seen.add(item.account_id, item.event_id, start):
+            start = seen.bucket(item.occurred_ms - item.occurred_ms % BUCKET_MS)
+            ids = seen.ids_of(item.account_id)
+            if item.event_id in ids:
                 outcome.duplicates += 1
                 continue
+            ids[item.event_id] = start
+            added += 1
             outcome.new_ids.append((item.account_id, item.event_id, start))
             key = (item.account_id, item.app_id, start)
-            cell = buckets.get(key)
-            if cell is None:
-                cell = buckets[key] = [0, 0, 0]
+            entry = touched.get(key)
+            if entry is None:
+                cell = buckets.get(key)
+                if cell is None:
+                    cell = buckets[key] = [0, 0, 0]
+                entry = touched[key] = [cell, cell[1]]
+            cell = entry[0]
             cell[0] += item.calls
             cell[1] += item.micro
             cell[2] = record.offset
-            touched[key] = cell
             outcome.accepted += 1
-            self.ledger.add_bucket_credits(item.account_id, start, item.micro)
             terms = terms_for(item.account_id) if terms_for else None
             if terms is not None:
                 outcome.alerts += self.ledger.observe(
-                    terms, item.occurred_ms, item.micro, record.timestamp_ms, item.event_id
+                    terms,
+                    item.occurred_ms,
+                    item.micro,
+                    record.timestamp_ms,
+                    item.event_id,
+                    lambda: self._sync_ledger(touched),
                 )
+        seen.count_added(added)
 
     def _evict(self) -> None:
         """Drop buckets and ids that no future event can reach (they sit below the floor)."""

@@ -7,6 +7,7 @@ only the buckets changed since the cached sequence), then prefix sums answer any
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -29,6 +30,8 @@ class ViewNotReady(RuntimeError):
 @dataclass(slots=True)
 class _Cached:
     epoch: bytes
+    view: AccountView | None = None
+    fetched_at: float = 0.0
     seq: int = 0
     buckets: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict)
     series: dict[str, AppSeries] = field(default_factory=dict)
@@ -41,6 +44,7 @@ class AccountView:
     apps: dict[str, AppSeries]
     freshness: Freshness
     seq: int
+    epoch: bytes
 
 
 class ViewReader:
@@ -72,9 +76,16 @@ class ViewReader:
             found.append(alert)
         return sorted(found, key=lambda a: (a["crossed_at"], a["threshold_percent"]), reverse=True)
 
-    async def account(self, account_id: str) -> AccountView:
-        """The account's current buckets; raises :class:`ViewNotReady` while rebuilding."""
+    async def account(self, account_id: str, max_age: float = 0.0) -> AccountView:
+        """The account's current buckets; raises :class:`ViewNotReady` while rebuilding.
+
+        ``max_age`` (seconds) lets bursts of reads share one Redis round trip; the view's
+        freshness fields say exactly how current it is either way.
+        """
         cached = self._cache.get(account_id)
+        fresh_enough = cached is not None and time.monotonic() - cached.fetched_at <= max_age
+        if cached is not None and cached.view is not None and fresh_enough:
+            return cached.view
         reply = await self._changes(args=[account_id, cached.seq if cached else 0])
         epoch, top, n_progress = reply[0], int(reply[1]), int(reply[2])
         if epoch is None:
@@ -108,4 +119,8 @@ class ViewReader:
                 (start, calls, micro) for start, (calls, micro) in cached.buckets[app_id].items()
             )
         cached.seq = max(cached.seq, top)
-        return AccountView(dict(cached.series), freshness(progress, self._partitions), cached.seq)
+        cached.view = AccountView(
+            dict(cached.series), freshness(progress, self._partitions), cached.seq, epoch
+        )
+        cached.fetched_at = time.monotonic()
+        return cached.view

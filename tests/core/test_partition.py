@@ -257,7 +257,7 @@ def test_future_event_is_accepted_when_resent_after_time_caught_up() -> None:
 
 
 def test_time_rejection() -> None:
-    event = Event("e", "acme", "bot", T0 - 1, 0, 1, b"{}", 4)
+    event = Event("e", "acme", "bot", T0 - 1, 0, 1, index=4, source=b"{}")
     late = time_rejection(event, T0, T0 + HOUR, T0 + 30 * M)
     assert late.reason is Reason.TOO_LATE
     assert late.index == 4

@@ -1,0 +1,109 @@
+"""Benchmark traffic: call events produced fast (preloaded) or at a steady rate."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+from aiokafka import AIOKafkaProducer
+
+from config.settings import Settings
+from streams.topics import ensure_topics
+
+APPS = ("support-bot", "doc-search", "summarizer", "translator", "code-review")
+
+
+def events(
+    rng: random.Random, account: str, count: int, now: datetime, spread_s: int, late: float = 0.0
+) -> Iterator[bytes]:
+    """``count`` events of one account, occurring within ``spread_s`` seconds before ``now``."""
+    for _ in range(count):
+        occurred = now - timedelta(milliseconds=rng.randint(0, spread_s * 1000))
+        if late and rng.random() < late:
+            occurred -= timedelta(seconds=rng.randint(3600, 7 * 86400))
+        millis = rng.randint(1, 20_000)
+        yield (
+            '{"event_id":"%032x","account_id":"%s","app_id":"%s","occurred_at":"%s",'
+            '"credits":"%d.%03d","calls":1}'
+            % (
+                rng.getrandbits(128),
+                account,
+                APPS[rng.randrange(len(APPS))],
+                occurred.isoformat(timespec="milliseconds"),
+                millis // 1000,
+                millis % 1000,
+            )
+        ).encode()
+
+
+def records(
+    count: int, batch: int, accounts: int, seed: int = 7, spread_s: int = 120
+) -> Iterator[tuple[bytes, bytes]]:
+    """``(key, value)`` records: single events (batch 1) or JSON arrays of ``batch`` events."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    names = [f"acct-{i:03d}" for i in range(accounts)]
+    for n in range(count // batch):
+        account = names[n % accounts]
+        items = list(events(rng, account, batch, now, spread_s))
+        value = items[0] if batch == 1 else b"[" + b",".join(items) + b"]"
+        yield account.encode(), value
+
+
+async def preload(settings: Settings, count: int, batch: int, accounts: int = 50) -> float:
+    """Produce ``count`` events into the input topic; return the seconds it took."""
+    await ensure_topics(settings)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks=1,
+        linger_ms=20,
+        max_batch_size=1024 * 1024,
+        max_request_size=8 * 1024 * 1024,
+    )
+    await producer.start()
+    started = time.monotonic()
+    try:
+        pending = []
+        for key, value in records(count, batch, accounts):
+            pending.append(await producer.send(settings.calls_topic, value, key=key))
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.monotonic() - started
+
+
+async def steady(
+    settings: Settings, rate: float, batch: int, seconds: float, accounts: int = 50
+) -> int:
+    """Produce about ``rate`` events per second for ``seconds``; return events sent."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=2
+    )
+    await producer.start()
+    rng = random.Random(11)
+    names = [f"load-{i:03d}" for i in range(accounts)]
+    sent = 0
+    started = time.monotonic()
+    try:
+        while (elapsed := time.monotonic() - started) < seconds:
+            due = int(elapsed * rate) - sent
+            if due < batch:
+                await asyncio.sleep(0.005)
+                continue
+            now = datetime.now(UTC)
+            while due >= batch:
+                account = names[rng.randrange(accounts)]
+                items = list(events(rng, account, batch, now, 2))
+                value = items[0] if batch == 1 else b"[" + b",".join(items) + b"]"
+                await producer.send(settings.calls_topic, value, key=account.encode())
+                sent += batch
+                due -= batch
+    finally:
+        await producer.stop()
+    return sent

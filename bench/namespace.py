@@ -1,0 +1,121 @@
+"""An isolated set of topics, consumer groups and a Redis database for one benchmark run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from config.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+@dataclass
+class Namespace:
+    """Environment variables that point creditflow at fresh topics and a Redis database."""
+
+    label: str
+    redis_db: int = 13
+    partitions: int = 8
+    extra: dict[str, str] = field(default_factory=dict)
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+
+    @property
+    def prefix(self) -> str:
+        return f"bench-{self.label}-{self.tag}."
+
+    @property
+    def env(self) -> dict[str, str]:
+        prefix = self.prefix
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            "REDIS_URL": f"redis://127.0.0.1:6379/{self.redis_db}",
+            "CREDITFLOW_GROUP_ID": prefix + "workers",
+            "CREDITFLOW_PARTITIONS": str(self.partitions),
+            "CREDITFLOW_CALLS_TOPIC": prefix + "calls",
+            "CREDITFLOW_DLQ_TOPIC": prefix + "dlq",
+            "CREDITFLOW_BUCKETS_TOPIC": prefix + "buckets",
+            "CREDITFLOW_ALERTS_TOPIC": prefix + "alerts",
+            "CREDITFLOW_STATE_TOPIC": prefix + "state",
+            "CREDITFLOW_CONFIG_TOPIC": prefix + "config",
+            "CREDITFLOW_DELIVERIES_TOPIC": prefix + "deliveries",
+            "CREDITFLOW_ADMIN_TOKEN": "bench-admin-token",
+            "CREDITFLOW_LOG_LEVEL": "warning",
+            **self.extra,
+        }
+
+    def settings(self) -> Settings:
+        saved = dict(os.environ)
+        try:
+            os.environ.update(self.env)
+            return Settings()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def flush_redis(self) -> None:
+        redis.Redis.from_url(self.env["REDIS_URL"]).flushdb()
+
+
+class Process:
+    """A subprocess with its own log under bench/results/logs."""
+
+    def __init__(self, args: list[str], namespace: Namespace, name: str) -> None:
+        logs = RESULTS / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.log = logs / f"{namespace.label}-{namespace.tag}-{name}.log"
+        self.proc = subprocess.Popen(
+            args,
+            env={**os.environ, **namespace.env},
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def peak_rss_bytes(self) -> int:
+        """VmHWM of the process (its peak resident set)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def creditflow(*args: str) -> list[str]:
+    """Command line of the project's own CLI."""
+    return [str(ROOT / ".venv" / "bin" / "creditflow"), *args]
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """Command line running a module with the project's interpreter."""
+    return [str(ROOT / ".venv" / "bin" / "python"), "-m", module, *args]
+
+
+def wait_for(check: object, timeout: float, interval: float = 0.05) -> bool:
+    """Poll a callable until it returns true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return True
+        time.sleep(interval)
+    return False
