@@ -13,7 +13,7 @@ Exactly-once in effect rests on three rules kept here:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -30,6 +30,7 @@ __all__ = (
     "Limits",
     "PartitionState",
     "SourceRecord",
+    "chunked",
     "time_rejection",
 )
 
@@ -238,6 +239,24 @@ class PartitionState:
             self.buckets[key] = [value.calls, value.micro, value.version]
             delta = value.micro - (previous[1] if previous else 0)
             self.ledger.add_bucket_credits(key[0], key[2], delta)
+
+
+def chunked(records: Sequence[SourceRecord], max_bytes: int) -> Iterator[list[SourceRecord]]:
+    """Consecutive runs of records whose values add up to at most ``max_bytes`` (at least one).
+
+    A batch's state delta grows with its events (about half their size in remembered ids);
+    applying a large backlog in runs keeps every delta well under the topic's record limit.
+    """
+    run: list[SourceRecord] = []
+    size = 0
+    for record in records:
+        if run and size + len(record.value) > max_bytes:
+            yield run
+            run, size = [], 0
+        run.append(record)
+        size += len(record.value)
+    if run:
+        yield run
 
 
 def time_rejection(event: Event, floor_ms: int, ceiling_ms: int, arrival_ms: int) -> Rejection:

@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaError
 from config.settings import Settings
 from core.freshness import Progress
 from core.ledger import TermsLookup
-from core.partition import BatchOutcome, PartitionState, SourceRecord
+from core.partition import BatchOutcome, PartitionState, SourceRecord, chunked
 from core.statelog import StateFolder, delta_record, snapshot_records
 from streams.records import (
     OutRecord,
@@ -46,6 +46,9 @@ __all__ = ("Processor",)
 logger = logging.getLogger(__name__)
 
 _RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)
+# Input bytes per state delta: ~4 MiB of events make a delta of ~2 MiB, far below the state
+# topic's 8 MiB record limit.
+_RUN_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -157,11 +160,16 @@ class Processor:
         outputs: list[OutRecord] = []
         commits: list[OutRecord] = []
         applied: list[tuple[StateFolder, BatchOutcome]] = []
-        for partition, partition_records in by_partition.items():
+        runs = (
+            (partition, run)
+            for partition, partition_records in by_partition.items()
+            for run in chunked(partition_records, _RUN_BYTES)
+        )
+        for partition, run in runs:
             folder = self._states.get(partition)
             if folder is None:
                 continue  # revoked meanwhile; the new owner will process these records
-            outcome = folder.state.apply(partition_records, self.partition_for, self.terms_for)
+            outcome = folder.state.apply(run, self.partition_for, self.terms_for)
             if outcome.replayed:
                 self.stats["replayed"] += outcome.replayed
                 logger.info(

@@ -557,3 +557,13 @@ def test_live_buckets_never_reach_below_the_floor_bucket(horizon_buckets: int) -
         assert all(key[2] >= cutoff for key in state.buckets)
         assert all(bucket >= cutoff for _, _, bucket in state.seen.items())
         assert len(state.buckets) <= horizon_buckets + 2
+
+
+def test_chunked_keeps_order_and_bounds_each_run() -> None:
+    from core.partition import chunked
+
+    records = [rec(i, T0, b"x" * size) for i, size in enumerate([40, 40, 30, 100, 10, 10])]
+    runs = list(chunked(records, 100))
+    assert [[r.offset for r in run] for run in runs] == [[0, 1], [2], [3], [4, 5]]
+    assert all(sum(len(r.value) for r in run) <= 100 or len(run) == 1 for run in runs)
+    assert list(chunked([], 100)) == []
