@@ -19,6 +19,7 @@ demo: install
 
 test: install lint typecheck
 	@scripts/stack up kafka redis
+	@scripts/browser
 	@$(VENV)/bin/pytest -q
 
 unit: install

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import admin, billing, events, health, usage
+from api.routes import admin, billing, dashboard, events, health, usage
 from api.services import Services
 from config.settings import Settings, get_settings
 
@@ -45,4 +45,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(billing.router)
     app.include_router(admin.router)
     app.include_router(health.router)
+    app.include_router(dashboard.router)
     return app
