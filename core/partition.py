@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from core.alerts import Alert
+from core.billing import Terms
 from core.buckets import BUCKET_MS, bucket_start, iso_utc
 from core.dedup import SeenIds
 from core.events import Event, Reason, Rejection, decode_body
@@ -73,7 +74,8 @@ class BatchOutcome:
     first_offset: int
     last_offset: int
     changed: dict[BucketKey, BucketValue] = field(default_factory=dict)
-    new_ids: list[tuple[str, str, int]] = field(default_factory=list)
+    new_ids: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    """Ids remembered by the batch, per account: ``event_id -> bucket start``."""
     rejected: list[tuple[SourceRecord, Rejection]] = field(default_factory=list)
     rerouted: dict[int, list[tuple[SourceRecord, Event]]] = field(default_factory=dict)
     records: int = 0
@@ -176,14 +178,25 @@ class PartitionState:
         buckets = self.buckets
         routes = self._routes
         seen = self.seen
-        added = 0
+        added = duplicates = 0
+        # Per-account lookups, redone only when the account changes (a batch record holds one).
+        account: str | None = None
+        target = 0
+        ids: dict[str, int] = {}
+        new_ids: list[tuple[str, int]] = []
+        terms: Terms | None = None
         for item in decoded:
             if isinstance(item, Rejection):
                 outcome.rejected.append((record, item))
                 continue
-            target = routes.get(item.account_id)
-            if target is None:
-                target = routes[item.account_id] = partition_for(item.account_id)
+            if item.account_id != account:
+                account = item.account_id
+                target = routes.get(account, -1)
+                if target < 0:
+                    target = routes[account] = partition_for(account)
+                ids = seen.ids_of(account)
+                new_ids = outcome.new_ids.setdefault(account, [])
+                terms = terms_for(account) if terms_for else None
             if target != self.partition:
                 outcome.rerouted.setdefault(target, []).append((record, item))
                 continue
@@ -193,14 +206,13 @@ class PartitionState:
                 )
                 continue
             start = seen.bucket(item.occurred_ms - item.occurred_ms % BUCKET_MS)
-            ids = seen.ids_of(item.account_id)
             if item.event_id in ids:
-                outcome.duplicates += 1
+                duplicates += 1
                 continue
             ids[item.event_id] = start
             added += 1
-            outcome.new_ids.append((item.account_id, item.event_id, start))
-            key = (item.account_id, item.app_id, start)
+            new_ids.append((item.event_id, start))
+            key = (account, item.app_id, start)
             entry = touched.get(key)
             if entry is None:
                 cell = buckets.get(key)
@@ -211,8 +223,6 @@ class PartitionState:
             cell[0] += item.calls
             cell[1] += item.micro
             cell[2] = record.offset
-            outcome.accepted += 1
-            terms = terms_for(item.account_id) if terms_for else None
             if terms is not None:
                 outcome.alerts += self.ledger.observe(
                     terms,
@@ -223,6 +233,8 @@ class PartitionState:
                     lambda: self._sync_ledger(touched),
                 )
         seen.count_added(added)
+        outcome.accepted += added
+        outcome.duplicates += duplicates
 
     def _evict(self) -> None:
         """Drop buckets and ids that no future event can reach (they sit below the floor)."""

@@ -85,7 +85,7 @@ def delta_record(outcome: BatchOutcome, watermark_ms: int) -> tuple[bytes, bytes
         outcome.last_offset,
         watermark_ms,
         buckets,
-        _group_ids(outcome.new_ids),
+        {account: ids for account, ids in outcome.new_ids.items() if ids},
         outcome.period_totals,
         outcome.fired,
     )

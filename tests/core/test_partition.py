@@ -66,7 +66,7 @@ def test_events_are_summed_into_fifteen_minute_buckets() -> None:
     assert out.applied_anything
     assert out.rejected == []
     assert out.rerouted == {}
-    assert sorted(out.new_ids) == [
+    assert sorted((a, e, b) for a, ids in out.new_ids.items() for e, b in ids) == [
         ("acme", "e1", T0 - 15 * M),
         ("acme", "e2", T0 - 15 * M),
         ("acme", "e3", T0 - 30 * M),
@@ -158,7 +158,7 @@ def test_duplicates_within_a_batch_record_and_across_batches() -> None:
     later = state.apply([rec(3, T0 + HOUR, ev("e1", T0)), rec(4, T0, ev("e2", T0))], local_only)
     assert (later.accepted, later.duplicates) == (0, 2)
     assert later.changed == {}
-    assert later.new_ids == []
+    assert not any(later.new_ids.values())
     assert later.applied_anything  # the fence still moves
     assert state.bucket_value(("acme", "bot", T0)) == BucketValue(2, 2_000_000, 2)
 
@@ -204,7 +204,7 @@ def test_window_is_relative_to_the_append_timestamp() -> None:
     record = rec(0, T0, items)
     out = state.apply([record], local_only)
     assert out.accepted == 2
-    assert sorted(e for _, e, _ in out.new_ids) == ["at-ceiling", "at-floor"]
+    assert sorted(e for ids in out.new_ids.values() for e, _ in ids) == ["at-ceiling", "at-floor"]
     rejections = [rejection for _, rejection in out.rejected]
     assert [(r.reason, r.index) for r in rejections] == [
         (Reason.TOO_LATE, 1),
