@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.fastpath import UsageFastPath
 from api.routes import admin, billing, dashboard, events, health, usage
 from api.services import Services
 from config.settings import Settings, get_settings
@@ -25,6 +29,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Long-lived objects (app, caches) out of the collector's way, and fewer young-generation
         # passes: full collections were the main source of tail latency under load.
+        with contextlib.suppress(KafkaError, OSError, TimeoutError):
+            # Contracts up front, so the first requests do not wait for the config topic; if
+            # Kafka is not there yet, they are loaded on first use instead.
+            await asyncio.wait_for(svc.accounts(), timeout=15)
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
@@ -46,4 +54,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(health.router)
     app.include_router(dashboard.router)
+    app.add_middleware(UsageFastPath, services=svc, tokens=svc.tokens)
     return app

@@ -101,6 +101,12 @@ def run_query(
             time.sleep(0.5)
         else:
             raise RuntimeError(f"query account not fully applied: {answer.get('total')}")
+        # Warm-up (discarded): every API worker process has served requests before timing.
+        subprocess.run(
+            [wrk, "-t1", f"-c{clients}", "-d3s", "-H", f"Authorization: Bearer {TOKEN}", url],
+            capture_output=True,
+            check=True,
+        )
         output = subprocess.run(
             [
                 wrk,

@@ -46,11 +46,11 @@ class Sizes:
     alert_accounts: int = 150
     query_seconds: int = 10
     query_clients: int = 50
-    api_workers: int = 2
+    api_workers: int = 1
     dedup_ids: int = 300_000
 
 
-QUICK = Sizes(60_000, 500, 10_000, 1000.0, 20, 12.0, 20, 3, 50, 2, 20_000)
+QUICK = Sizes(60_000, 500, 10_000, 1000.0, 20, 12.0, 20, 3, 50, 1, 20_000)
 
 
 def _free_port() -> int:
