@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import socket
 import subprocess
@@ -251,6 +252,16 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _processor() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return platform.processor()
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    return platform.processor()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="creditflow bench", description=__doc__)
     parser.add_argument(
@@ -263,16 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     results = run(QUICK if args.quick else Sizes(), skip_quix=args.skip_quix)
     results["machine"] = {
-        "cpus": len(__import__("os").sched_getaffinity(0)),
+        "cpus": len(os.sched_getaffinity(0)),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "processor": Path("/proc/cpuinfo")
-        .read_text()
-        .split("model name")[1]
-        .split("\n")[0]
-        .strip(": ")
-        if Path("/proc/cpuinfo").exists()
-        else platform.processor(),
+        "processor": _processor(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
