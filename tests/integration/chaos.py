@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from tests.integration.harness import ARTIFACTS, Namespace
+from tests.integration.harness import ARTIFACTS, Namespace, read_topic
 
 BUCKET = 900
 BucketKey = tuple[str, str, int]  # (account, app, bucket index = epoch seconds // 900)
@@ -198,31 +198,16 @@ async def topic_buckets(
     namespace: Namespace, accounts: list[str]
 ) -> dict[BucketKey, tuple[int, Decimal]]:
     """Latest value of every bucket in the compacted bucket topic."""
-    settings = namespace.settings()
     wanted = set(accounts)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
-    await consumer.start()
     found: dict[BucketKey, tuple[int, Decimal, int]] = {}
-    try:
-        tps = [TopicPartition(settings.buckets_topic, p) for p in range(namespace.partitions)]
-        consumer.assign(tps)
-        starts, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
-        for tp in tps:
-            consumer.seek(tp, starts[tp])
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for messages in (await consumer.getmany(timeout_ms=1000)).values():
-                for message in messages:
-                    body = json.loads(message.value)
-                    if body["account_id"] not in wanted:
-                        continue
-                    start = datetime.fromisoformat(body["bucket_start"])
-                    key = (body["account_id"], body["app_id"], int(start.timestamp()) // BUCKET)
-                    if key not in found or found[key][2] <= body["version"]:
-                        found[key] = (body["calls"], Decimal(body["credits"]), body["version"])
-    finally:
-        await consumer.stop()
+    for message in await read_topic(namespace, namespace.settings().buckets_topic):
+        body = json.loads(message.value)
+        if body["account_id"] not in wanted:
+            continue
+        start = datetime.fromisoformat(body["bucket_start"])
+        key = (body["account_id"], body["app_id"], int(start.timestamp()) // BUCKET)
+        if key not in found or found[key][2] <= body["version"]:
+            found[key] = (body["calls"], Decimal(body["credits"]), body["version"])
     return {key: (calls, credits) for key, (calls, credits, _) in found.items()}
 
 
@@ -267,24 +252,8 @@ def record(case: str, stream: Stream, outcome: dict[str, int], **extra: Any) -> 
 
 async def dead_lettered(namespace: Namespace) -> set[tuple[str, str]]:
     """``(reason, event_id)`` of every dead-lettered event in the namespace's DLQ."""
-    settings = namespace.settings()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
-    await consumer.start()
     found: set[tuple[str, str]] = set()
-    try:
-        tps = [TopicPartition(settings.dlq_topic, p) for p in range(namespace.partitions)]
-        consumer.assign(tps)
-        starts, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
-        for tp in tps:
-            consumer.seek(tp, starts[tp])
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for messages in (await consumer.getmany(timeout_ms=1000)).values():
-                for message in messages:
-                    body = json.loads(message.value)
-                    event_id = json.loads(body["original"]).get("event_id", "?")
-                    found.add((body["reason"], event_id))
-    finally:
-        await consumer.stop()
+    for message in await read_topic(namespace, namespace.settings().dlq_topic):
+        body = json.loads(message.value)
+        found.add((body["reason"], json.loads(body["original"]).get("event_id", "?")))
     return found

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 import redis
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from api.app import create_app
 from config.settings import Settings
@@ -207,3 +207,27 @@ async def raw_producer(settings: Settings) -> AIOKafkaProducer:
 
 def auth(token: str = ADMIN_TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def read_topic(namespace: Namespace, topic: str) -> list[Any]:
+    """Every record of a topic, from its start to its end now, with a plain aiokafka consumer."""
+    settings = namespace.settings()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        tps = [TopicPartition(topic, p) for p in range(namespace.partitions)]
+        consumer.assign(tps)
+        starts, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, starts[tp])
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for messages in (await consumer.getmany(timeout_ms=1000)).values():
+                records += [
+                    m for m in messages if m.offset < ends[TopicPartition(m.topic, m.partition)]
+                ]
+    finally:
+        await consumer.stop()
+    return records

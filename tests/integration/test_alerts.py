@@ -11,7 +11,6 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.integration.harness import (
     ARTIFACTS,
@@ -21,6 +20,7 @@ from tests.integration.harness import (
     auth,
     new_env,
     raw_producer,
+    read_topic,
     wait_until,
 )
 from tests.integration.webhooks import Receiver
@@ -134,26 +134,8 @@ async def _send(
 
 async def _alert_ids(stack: Stack, account: str) -> list[str]:
     """Every alert record of the account in usage.alerts.v1 (repeats included)."""
-    settings = stack.namespace.settings()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
-    await consumer.start()
-    found = []
-    try:
-        tps = [TopicPartition(settings.alerts_topic, p) for p in range(stack.namespace.partitions)]
-        consumer.assign(tps)
-        starts, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
-        for tp in tps:
-            consumer.seek(tp, starts[tp])
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for messages in (await consumer.getmany(timeout_ms=1000)).values():
-                found += [
-                    m.key.decode() for m in messages if m.key.decode().startswith(account + ":")
-                ]
-    finally:
-        await consumer.stop()
-    return found
+    records = await read_topic(stack.namespace, stack.namespace.settings().alerts_topic)
+    return [m.key.decode() for m in records if m.key.decode().startswith(account + ":")]
 
 
 def _id(account: str, start: date, threshold: int) -> str:

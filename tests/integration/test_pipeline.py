@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.integration.dataset import Dataset, add_invalid, build, local_days, reference_totals
 from tests.integration.harness import (
@@ -24,6 +23,7 @@ from tests.integration.harness import (
     auth,
     new_env,
     raw_producer,
+    read_topic,
     wait_until,
 )
 
@@ -168,31 +168,16 @@ async def test_every_invalid_record_is_dead_lettered_with_its_reason(pipeline) -
     seen: dict[str, tuple[str, bytes]] = {}
 
     async def read_dlq() -> bool:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            tps = [TopicPartition(settings.dlq_topic, p) for p in range(env.partitions)]
-            consumer.assign(tps)
-            starts = await consumer.beginning_offsets(tps)
-            ends = await consumer.end_offsets(tps)
-            for tp in tps:
-                consumer.seek(tp, starts[tp])
-            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-                for messages in (await consumer.getmany(timeout_ms=1000)).values():
-                    for message in messages:
-                        body = json.loads(message.value)
-                        original = (
-                            body["original"].encode()
-                            if body.get("original") is not None
-                            else base64.b64decode(body["original_base64"])
-                        )
-                        seen[body["dlq_id"]] = (body["reason"], original)
-                        assert body["source"]["topic"] == settings.calls_topic
-                        assert body["detail"]
-        finally:
-            await consumer.stop()
+        for message in await read_topic(env, settings.dlq_topic):
+            body = json.loads(message.value)
+            original = (
+                body["original"].encode()
+                if body.get("original") is not None
+                else base64.b64decode(body["original_base64"])
+            )
+            seen[body["dlq_id"]] = (body["reason"], original)
+            assert body["source"]["topic"] == settings.calls_topic
+            assert body["detail"]
         return Counter(seen.values()) == expected
 
     await wait_until(read_dlq, timeout=30, interval=1)
