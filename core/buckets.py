@@ -49,7 +49,10 @@ def from_epoch_ms(epoch_ms: int) -> datetime:
 @lru_cache(maxsize=65_536)
 def iso_utc(epoch_ms: int) -> str:
     """RFC 3339 UTC rendering with a ``Z`` suffix, milliseconds only when non-zero."""
-    moment = from_epoch_ms(epoch_ms)
+    try:
+        moment = from_epoch_ms(epoch_ms)
+    except OverflowError:  # beyond datetime's years; only ever in a message about bad input
+        return f"{epoch_ms} ms since the epoch"
     if epoch_ms % 1000:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -143,6 +143,9 @@ def _explain(error: msgspec.ValidationError) -> str:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+# occurred_at must fall in [1970, 9000): far outside any horizon, yet never near datetime's
+# limits, so arithmetic and formatting on an event's time cannot overflow.
+_LAST_MS = (datetime(9000, 1, 1, tzinfo=UTC) - _EPOCH) // _MS
 
 
 @lru_cache(maxsize=16)
@@ -216,13 +219,14 @@ def _fast(fields: _CommonFields, index: int, source: bytes) -> Event | None:
     ):
         return None
     micro = int(whole) * 1_000_000 + (int(fraction.ljust(6, "0")) if dot else 0)
-    if micro > MAX_EVENT_MICRO:
+    occurred_ms = (fields.occurred_at - _EPOCH) // _MS
+    if micro > MAX_EVENT_MICRO or not 0 <= occurred_ms < _LAST_MS:
         return None
     return Event(
         fields.event_id,
         account_id,
         app_id,
-        (fields.occurred_at - _EPOCH) // _MS,
+        occurred_ms,
         micro,
         fields.calls,
         index,
@@ -240,16 +244,21 @@ def _checked(
     except CreditsError as error:
         raw = _split(source)[index] if in_batch and index is not None else source
         return Rejection(Reason.INVALID_EVENT, f"credits: {error}", index, raw)
+    problem = None
     if len(fields.attributes):
         problem = _attributes_problem(bytes(fields.attributes))
-        if problem:
-            raw = _split(source)[index] if in_batch and index is not None else source
-            return Rejection(Reason.INVALID_EVENT, f"attributes: {problem}", index, raw)
+        problem = problem and f"attributes: {problem}"
+    occurred_ms = (fields.occurred_at - _EPOCH) // _MS
+    if not 0 <= occurred_ms < _LAST_MS:
+        problem = "occurred_at: must be from 1970-01-01 to before 9000-01-01"
+    if problem:
+        raw = _split(source)[index] if in_batch and index is not None else source
+        return Rejection(Reason.INVALID_EVENT, problem, index, raw)
     return Event(
         fields.event_id,
         fields.account_id,
         fields.app_id,
-        (fields.occurred_at - _EPOCH) // _MS,
+        occurred_ms,
         micro,
         fields.calls,
         index,
@@ -259,12 +268,14 @@ def _checked(
 
 
 def _attributes_problem(raw: bytes) -> str | None:
-    if len(raw) > MAX_ATTRIBUTES_BYTES:
-        return f"must serialize to at most {MAX_ATTRIBUTES_BYTES} bytes, got {len(raw)}"
+    """Flatness, and the size of the compact serialization (as the pydantic model measures)."""
     try:
-        _attributes_decoder.decode(raw)
+        attributes = _attributes_decoder.decode(raw)
     except msgspec.ValidationError:
         return "must be a flat object of strings, numbers, booleans or nulls"
+    size = len(msgspec.json.encode(attributes))
+    if size > MAX_ATTRIBUTES_BYTES:
+        return f"must serialize to at most {MAX_ATTRIBUTES_BYTES} bytes, got {size}"
     return None
 
 

@@ -50,6 +50,10 @@ def parse_tz(name: str) -> ZoneInfo:
         ) from None
 
 
+FIRST_YEAR, LAST_YEAR = 1970, 9000
+"""Bounds accepted in queries: far enough for any bill, and clear of datetime's year 9999."""
+
+
 def parse_bound(text: str, tz: ZoneInfo) -> int:
     """Epoch ms of a range bound: an RFC 3339 instant, or a date (local midnight in ``tz``)."""
     text = text.strip()
@@ -58,6 +62,7 @@ def parse_bound(text: str, tz: ZoneInfo) -> int:
             day = date.fromisoformat(text)
         except ValueError:
             raise ValueError(f"{text!r} is not a valid date") from None
+        _check_year(day.year, text)
         return first_instant(day, tz)
     match = _INSTANT.fullmatch(text)
     if match is None:
@@ -68,7 +73,15 @@ def parse_bound(text: str, tz: ZoneInfo) -> int:
         moment = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
         raise ValueError(f"{text!r} is not a valid RFC 3339 instant") from None
+    _check_year(moment.year, text)
+    if moment.microsecond % 1000:
+        raise ValueError(f"{text!r} has sub-millisecond digits; bounds are whole milliseconds")
     return to_epoch_ms(moment)
+
+
+def _check_year(year: int, text: str) -> None:
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise ValueError(f"{text!r} is out of range (years {FIRST_YEAR} to {LAST_YEAR})")
 
 
 def local(epoch_ms: int, tz: ZoneInfo) -> datetime:

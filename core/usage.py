@@ -82,9 +82,16 @@ def parse_usage_query(
     query = UsageQuery(
         account_id, start_ms, end_ms, tz, cast(Window, window), cast(GroupBy, group_by)
     )
-    if window == "hour" and (end_ms - start_ms) // 3_600_000 > MAX_SERIES_POINTS:
-        raise QueryError(f"too many hour windows; at most {MAX_SERIES_POINTS} points per answer")
+    shortest = _SHORTEST_WINDOW_MS.get(window)
+    if shortest and (end_ms - start_ms) // shortest > MAX_SERIES_POINTS:
+        raise QueryError(
+            f"too many {window} windows; at most {MAX_SERIES_POINTS} points per answer"
+        )
     return query
+
+
+# The shortest a window can be (DST and month lengths), to bound the points of an answer.
+_SHORTEST_WINDOW_MS = {"hour": 3_600_000, "day": 23 * 3_600_000, "month": 28 * 86_400_000}
 
 
 def _bound(name: str, text: str, tz: ZoneInfo) -> int:

@@ -7,7 +7,8 @@ code, and a test keeps both in agreement.
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -71,6 +72,10 @@ class CallEvent(BaseModel):
     @field_validator("attributes")
     @classmethod
     def _small_attributes(cls, value: dict[str, Scalar] | None) -> dict[str, Scalar] | None:
+        if value is not None and any(
+            isinstance(item, float) and not math.isfinite(item) for item in value.values()
+        ):
+            raise ValueError("attributes must not hold numbers beyond a double's range")
         if value is not None and len(msgspec.json.encode(value)) > MAX_ATTRIBUTES_BYTES:
             raise ValueError(f"attributes must serialize to at most {MAX_ATTRIBUTES_BYTES} bytes")
         return value
@@ -86,6 +91,8 @@ class CallEvent(BaseModel):
             parsed: datetime = _rfc3339_decoder.decode(msgspec.json.encode(value))
         except msgspec.ValidationError:
             raise ValueError("occurred_at must be RFC 3339 with an offset (Z or +09:00)") from None
+        if not _FIRST <= parsed < _LAST:
+            raise ValueError("occurred_at must be from 1970-01-01 to before 9000-01-01")
         return parsed
 
 
@@ -97,6 +104,8 @@ class BatchRecord(RootModel[list[CallEvent]]):
 
 _lossless = msgspec.json.Decoder(float_hook=Decimal)
 _rfc3339_decoder = msgspec.json.Decoder(Annotated[datetime, msgspec.Meta(tz=True)])
+_FIRST = datetime(1970, 1, 1, tzinfo=UTC)
+_LAST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def parse_call_event(raw: bytes) -> CallEvent:

@@ -4,12 +4,20 @@ Faust consumes, balances partitions across workers and acknowledges offsets; cre
 state log (not Faust tables, whose windows close by wall clock and whose changelog is not atomic
 with offsets) carries the aggregation. Acknowledging only after the batch's state delta is in
 Kafka keeps the committed offset at or below the state's fence.
+
+Faust's ``take_events`` acknowledges a batch whenever the loop leaves it, even by an exception
+or a cancellation. So a batch is never abandoned half done: on shutdown it is finished first,
+and if it fails the process exits at once, before anything can acknowledge it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from typing import Any, cast
+import os
+from collections.abc import Sequence
+from typing import Any, NoReturn, cast
 
 import faust
 from faust.types import TP
@@ -24,21 +32,58 @@ __all__ = ("create_app", "to_source_record")
 logger = logging.getLogger(__name__)
 
 
+_EXIT_ON_FAILURE = 70
+
+
 def to_source_record(event: Any) -> SourceRecord:
-    """The core's view of a Faust event's Kafka message."""
+    """The core's view of a Faust event's Kafka message (a null value reads as empty bytes)."""
     message = event.message
     headers = message.headers or []
     if isinstance(headers, dict):
         headers = list(headers.items())
-    origin = next((v.decode() for k, v in headers if k == REROUTED_FROM_HEADER), None)
+    origin = next(
+        (v.decode(errors="replace") for k, v in headers if k == REROUTED_FROM_HEADER and v),
+        None,
+    )
     return SourceRecord(
         message.partition,
         message.offset,
         round(message.timestamp * 1000),
         message.key,
-        message.value,
+        message.value or b"",
         origin,
     )
+
+
+def _fail(error: BaseException) -> NoReturn:
+    """Exit now, before the batch is acknowledged.
+
+    Processing raises only on a bug (bad input becomes dead letters); a supervisor restarts the
+    worker, which replays the unacknowledged batch from the state log's fence.
+    """
+    logger.critical(
+        "aggregation failed; exiting before the batch can be acknowledged", exc_info=error
+    )
+    logging.shutdown()
+    os._exit(_EXIT_ON_FAILURE)
+
+
+async def _process(runtime: WorkerRuntime, events: Sequence[Any]) -> None:
+    work = asyncio.ensure_future(
+        runtime.processor.process([to_source_record(event) for event in events])
+    )
+    try:
+        await asyncio.shield(work)
+    except asyncio.CancelledError:
+        # Shutting down mid-batch: finish it durably, since leaving the loop acknowledges it.
+        while not work.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(work)
+        if work.exception() is not None:
+            _fail(cast(BaseException, work.exception()))
+        raise
+    except Exception as error:
+        _fail(error)
 
 
 def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
@@ -69,18 +114,12 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
 
     @app.agent(calls, name="aggregate")
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
+        """Feed batches of input records to the processor."""
         await runtime.start()
-        try:
-            async for events in cast(faust.Stream[bytes], stream).take_events(
-                settings.batch_max_records, within=settings.batch_window_ms / 1000
-            ):
-                await runtime.processor.process([to_source_record(event) for event in events])
-        except Exception as error:
-            # A bug, not bad input (input never raises). Stop the whole worker so a supervisor
-            # restarts it, instead of a live process whose agent no longer consumes.
-            logger.critical("aggregation agent failed; stopping the worker", exc_info=error)
-            await app.crash(error)
-            raise
+        async for events in cast(faust.Stream[bytes], stream).take_events(
+            settings.batch_max_records, within=settings.batch_window_ms / 1000
+        ):
+            await _process(runtime, events)
 
     # mode's SignalHandlerT union rejects any async handler under mypy, hence the ignores.
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
