@@ -13,8 +13,10 @@ result) are harmless, and a record that would leave a gap is ignored.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import msgspec
 
@@ -93,17 +95,31 @@ def delta_record(outcome: BatchOutcome, watermark_ms: int) -> tuple[bytes, bytes
     return key, _encoder.encode(delta)
 
 
-def snapshot_records(state: PartitionState, chunk_items: int = 20_000) -> list[tuple[bytes, bytes]]:
-    """Key/value records holding the whole state of a partition, in ``chunk_items`` pieces."""
+def snapshot_records(
+    state: PartitionState,
+    chunk_items: int = 20_000,
+    chunk_bytes: int = 2 * 1024 * 1024,
+    nonce: str | None = None,
+) -> list[tuple[bytes, bytes]]:
+    """Key/value records holding the whole state of a partition.
+
+    Pieces hold at most ``chunk_items`` items and about ``chunk_bytes`` bytes (ids can be up
+    to 128 characters), far below the state topic's record limit. Keys carry a ``nonce`` of
+    this snapshot, so chunks of two writers snapshotting at the same offset never mix.
+    """
+    nonce = nonce or uuid.uuid4().hex[:8]
     buckets: list[_Bucket] = [
         (key[0], key[1], key[2], cell[0], cell[1], cell[2]) for key, cell in state.buckets.items()
     ]
     ids = list(state.seen.items())
-    pieces: list[tuple[list[_Bucket], list[tuple[str, str, int]]]] = []
-    for start in range(0, max(len(buckets), 1), chunk_items):
-        pieces.append((buckets[start : start + chunk_items], []))
-    for start in range(0, len(ids), chunk_items):
-        pieces.append(([], ids[start : start + chunk_items]))
+    pieces: list[tuple[list[_Bucket], list[tuple[str, str, int]]]] = [
+        (part, [])
+        for part in _pieces(buckets, chunk_items, chunk_bytes, lambda b: len(b[0]) + len(b[1]) + 64)
+    ] or [([], [])]
+    pieces += [
+        ([], part)
+        for part in _pieces(ids, chunk_items, chunk_bytes, lambda i: len(i[0]) + len(i[1]) + 24)
+    ]
     totals = [(a, s, e, micro) for (a, s, e), micro in state.ledger.totals.items()]
     fired = [(a, s, t, end) for (a, s, t), end in state.ledger.fired.items()]
     total = len(pieces)
@@ -120,8 +136,28 @@ def snapshot_records(state: PartitionState, chunk_items: int = 20_000) -> list[t
             totals if first else [],
             fired if first else [],
         )
-        records.append((f"s:{state.applied}:{number}:{total}".encode(), _encoder.encode(chunk)))
+        key = f"s:{state.applied}:{nonce}:{number}:{total}"
+        records.append((key.encode(), _encoder.encode(chunk)))
     return records
+
+
+_T = TypeVar("_T")
+
+
+def _pieces(
+    items: list[_T], max_items: int, max_bytes: int, size: Callable[[_T], int]
+) -> Iterator[list[_T]]:
+    piece: list[_T] = []
+    used = 0
+    for item in items:
+        cost = size(item)
+        if piece and (len(piece) >= max_items or used + cost > max_bytes):
+            yield piece
+            piece, used = [], 0
+        piece.append(item)
+        used += cost
+    if piece:
+        yield piece
 
 
 @dataclass(slots=True)
@@ -131,7 +167,7 @@ class StateFolder:
     state: PartitionState
     live_keys: set[bytes] = field(default_factory=set)
     bytes_since_snapshot: int = 0
-    _chunks: dict[int, dict[int, _Chunk]] = field(default_factory=dict)
+    _chunks: dict[tuple[int, bytes], dict[int, _Chunk]] = field(default_factory=dict)
 
     @classmethod
     def new(cls, partition: int, limits: Limits) -> StateFolder:
@@ -148,8 +184,8 @@ class StateFolder:
             self.bytes_since_snapshot += len(value)
             self._apply_delta(_delta_decoder.decode(value))
         elif key.startswith(b"s:"):
-            _, _, number, _ = key.split(b":")
-            self._collect_chunk(int(number), _chunk_decoder.decode(value))
+            _, _, nonce, number, _ = key.split(b":")
+            self._collect_chunk(nonce, int(number), _chunk_decoder.decode(value))
 
     def _apply_delta(self, delta: _Delta) -> None:
         state = self.state
@@ -164,12 +200,12 @@ class StateFolder:
         state.applied = delta.e
         state.watermark_ms = max(state.watermark_ms, delta.wm)
 
-    def _collect_chunk(self, number: int, chunk: _Chunk) -> None:
-        parts = self._chunks.setdefault(chunk.e, {})
+    def _collect_chunk(self, nonce: bytes, number: int, chunk: _Chunk) -> None:
+        parts = self._chunks.setdefault((chunk.e, nonce), {})
         parts[number] = chunk
         if len(parts) < chunk.n:
             return
-        del self._chunks[chunk.e]
+        del self._chunks[(chunk.e, nonce)]
         if chunk.e <= self.state.applied:
             return
         fresh = PartitionState(self.state.partition, self.state.limits)

@@ -34,6 +34,10 @@ class DlqRecord(BaseModel):
     account_id: str | None = Field(default=None, description="When the bytes name an account.")
     original: str | None = Field(default=None, description="The rejected bytes, if UTF-8.")
     original_base64: str | None = Field(default=None, description="The bytes, if not UTF-8.")
+    original_truncated: bool = Field(
+        default=False, description="Only the first 256 KiB are kept; the source has them all."
+    )
+    original_bytes: int | None = Field(default=None, description="Size when truncated.")
     rerouted_from: str | None = Field(
         default=None,
         description="topic:partition:offset of the record this event was re-keyed from.",

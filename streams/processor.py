@@ -23,7 +23,12 @@ from dataclasses import dataclass, field
 
 import msgspec
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    TopicAuthorizationFailedError,
+)
 
 from config.settings import Settings
 from core.freshness import Progress
@@ -49,6 +54,8 @@ _RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)
 # Input bytes per state delta: ~4 MiB of events make a delta of ~2 MiB, far below the state
 # topic's 8 MiB record limit.
 _RUN_BYTES = 4 * 1024 * 1024
+# Publish errors that no retry can cure (anything else, a broker restart included, is retried).
+_PERMANENT = (MessageSizeTooLargeError, InvalidTopicError, TopicAuthorizationFailedError)
 
 
 @dataclass(slots=True)
@@ -87,7 +94,10 @@ class Processor:
         self._read_view_applied = read_view_applied
         self._states: dict[int, StateFolder] = {}
         self._loading: dict[int, asyncio.Task[None]] = {}
+        self._assigned: set[int] | None = None  # None until the first assignment arrives
         self._published: dict[int, _Published] = {}
+        # Reached by the state but not yet in Redis (a view write failed; the writer retries).
+        self._unflushed: dict[int, _Published] = {}
         self._ends = _Ends()
         self.stats: Counter[str] = Counter()
 
@@ -100,6 +110,8 @@ class Processor:
 
     def assign(self, partitions: Iterable[int]) -> None:
         """Start loading the state of newly assigned partitions in the background."""
+        partitions = list(partitions)
+        self._assigned = (self._assigned or set()) | set(partitions)
         fresh = [p for p in partitions if p not in self._states and p not in self._loading]
         if fresh:
             task = asyncio.ensure_future(self._load(fresh))
@@ -109,18 +121,42 @@ class Processor:
     def revoke(self, partitions: Iterable[int]) -> None:
         """Forget revoked partitions; their next owner loads them from the state log."""
         for partition in partitions:
+            if self._assigned is not None:
+                self._assigned.discard(partition)
             self._states.pop(partition, None)
             self._loading.pop(partition, None)
             self._published.pop(partition, None)
+            self._unflushed.pop(partition, None)
 
     async def _load(self, partitions: list[int]) -> None:
-        folders = await load_states(self.settings, partitions)
+        """Load until it works (Kafka may be restarting); install only what is still ours.
+
+        A partition revoked meanwhile, or reassigned to a newer load, is left alone: the check
+        is repeated after every await.
+        """
+        me = asyncio.current_task()
+        attempt = 0
+        while True:
+            mine = [p for p in partitions if self._loading.get(p) is me]
+            if not mine:
+                return
+            try:
+                folders = await load_states(self.settings, mine)
+                break
+            except KafkaError as error:
+                if isinstance(error, _PERMANENT):
+                    raise  # retrying cannot help; the worker exits before acknowledging
+                delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
+                attempt += 1
+                logger.warning("loading partitions %s failed (%s); retrying", mine, error)
+                await asyncio.sleep(delay)
         for partition, folder in folders.items():
-            if self._loading.get(partition) is None:
-                continue  # revoked while loading
+            if self._loading.get(partition) is not me:
+                continue
             await self._repair_view(folder)
-            self._states[partition] = folder
-            del self._loading[partition]
+            if self._loading.get(partition) is me:
+                self._states[partition] = folder
+                del self._loading[partition]
 
     async def _repair_view(self, folder: StateFolder) -> None:
         """Rewrite buckets the view may have missed (a crash between commit and view write)."""
@@ -135,13 +171,18 @@ class Processor:
             for key, cell in state.buckets.items()
             if cell[2] > since
         ]
-        self._published[state.partition] = _Published(-1, 0)
+        self._published[state.partition] = _Published(since, 0)
+        done = _Published(state.applied, state.watermark_ms)
         if await self.writer.write(writes, self._progress_of({state.partition: state})):
-            self._published[state.partition] = _Published(state.applied, state.watermark_ms)
+            self._published[state.partition] = done
+        else:
+            self._unflushed[state.partition] = done
         logger.info("partition %d: view repaired with %d buckets", state.partition, len(writes))
 
     async def _ensure_loaded(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
+            if self._assigned is not None and partition not in self._assigned:
+                continue  # revoked after Faust fetched it; the new owner processes these records
             if partition not in self._states and partition not in self._loading:
                 self.assign([partition])
             task = self._loading.get(partition)
@@ -218,9 +259,11 @@ class Processor:
             metrics["events_rerouted"] += sum(len(items) for items in outcome.rerouted.values())
         self.stats.update(metrics)
         states = {folder.state.partition: folder.state for folder, _ in applied}
+        reached = {p: _Published(s.applied, s.watermark_ms) for p, s in states.items()}
         if await self.writer.write(writes, self._progress_of(states), metrics, docs):
-            for partition, state in states.items():
-                self._published[partition] = _Published(state.applied, state.watermark_ms)
+            self._published.update(reached)
+        else:
+            self._unflushed.update(reached)
 
     def _progress_of(self, states: dict[int, PartitionState]) -> dict[int, Progress]:
         lines = {}
@@ -279,8 +322,13 @@ class Processor:
         """Report progress of owned partitions; it says how complete the view is as of now."""
         self._ends = _Ends(dict(end_offsets), checked_ms)
         if self.writer.has_pending:
-            await self.writer.flush()
-            return
+            if not await self.writer.flush():
+                return
+            # What failed to reach Redis is there now; only then may progress claim it.
+            self._published.update(
+                (p, published) for p, published in self._unflushed.items() if p in self._states
+            )
+            self._unflushed.clear()
         lines = {
             partition: Progress(
                 published.applied,

@@ -28,6 +28,7 @@ __all__ = (
 )
 
 REROUTED_FROM_HEADER = "creditflow-rerouted-from"
+MAX_DLQ_ORIGINAL_BYTES = 256 * 1024
 
 _encode = msgspec.json.encode
 _lenient = msgspec.json.Decoder()
@@ -94,9 +95,16 @@ def dlq_record(
         "account_id": _account_of(rejection.raw),
         "rerouted_from": source.rerouted_from,
     }
-    text = _text_or_none(rejection.raw)
+    raw = rejection.raw
+    if len(raw) > MAX_DLQ_ORIGINAL_BYTES:
+        # Keep dead letters well under a record's size limit; the source coordinates above
+        # still point at the whole original in the input topic.
+        body["original_truncated"] = True
+        body["original_bytes"] = len(raw)
+        raw = raw[:MAX_DLQ_ORIGINAL_BYTES]
+    text = _text_or_none(raw)
     if text is None:
-        body["original_base64"] = base64.b64encode(rejection.raw).decode()
+        body["original_base64"] = base64.b64encode(raw).decode()
     else:
         body["original"] = text
     return OutRecord(dlq_topic, source.key, _encode(body))

@@ -41,7 +41,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(
             settings.dlq_topic,
             settings.partitions,
-            {"message.timestamp.type": "LogAppendTime", "retention.ms": str(_YEAR_MS)},
+            {
+                "message.timestamp.type": "LogAppendTime",
+                "retention.ms": str(_YEAR_MS),
+                "max.message.bytes": str(2 * 1024 * 1024),
+            },
         ),
         # Absolute bucket values: compaction keeps the latest value of every bucket forever.
         TopicSpec(

@@ -7,7 +7,12 @@
 local n_buckets, n_progress, n_metrics = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local i = 4
 for _ = 1, n_progress do
-  redis.call('HSET', 'cf:progress', ARGV[i], ARGV[i + 1])
+  -- Progress never moves back: a late writer (a zombie, a slow heartbeat) reports less.
+  local stored = redis.call('HGET', 'cf:progress', ARGV[i])
+  local applied = tonumber(string.match(ARGV[i + 1], '^(-?%d+),'))
+  if (not stored) or tonumber(string.match(stored, '^(-?%d+),')) <= applied then
+    redis.call('HSET', 'cf:progress', ARGV[i], ARGV[i + 1])
+  end
   i = i + 2
 end
 for _ = 1, n_metrics do

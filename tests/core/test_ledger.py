@@ -169,10 +169,12 @@ def test_folded_state_never_refires(via: str) -> None:
     elif via == "snapshot+deltas":
         head = fresh()
         apply_all(head, [records[:3]], lookup(ACME))
-        snapshot = snapshot_records(head)  # before e4: the 50% crossing is only in the delta
+        snapshot = snapshot_records(
+            head, nonce="n"
+        )  # before e4: the 50% crossing is only in the delta
         tail = head.apply(records[3:6], local_only, lookup(ACME))
         log = [*snapshot, delta_record(tail, head.watermark_ms)]
-        assert snapshot[0][0] == b"s:2:0:2" and log[-1][0] == b"d:2:5"
+        assert snapshot[0][0] == b"s:2:n:0:2" and log[-1][0] == b"d:2:5"
 
     restored = fold(log)
     assert restored.applied == 5

@@ -225,12 +225,12 @@ def _rich_state() -> PartitionState:
 
 def test_snapshot_records_are_chunked_with_counted_keys() -> None:
     state = _rich_state()
-    chunks = snapshot_records(state, chunk_items=4)
+    chunks = snapshot_records(state, chunk_items=4, nonce="n1")
     n_buckets, n_ids = len(state.buckets), len(state.seen)
     total = -(-n_buckets // 4) + -(-n_ids // 4)
     assert len(chunks) == total
     assert [key for key, _ in chunks] == [
-        f"s:{state.applied}:{i}:{total}".encode() for i in range(total)
+        f"s:{state.applied}:n1:{i}:{total}".encode() for i in range(total)
     ]
     for _, value in chunks:
         version, e, wm, n, buckets, ids, _totals, _fired = json.loads(value)
@@ -239,8 +239,8 @@ def test_snapshot_records_are_chunked_with_counted_keys() -> None:
 
 
 def test_snapshot_of_an_empty_state_is_one_record() -> None:
-    chunks = snapshot_records(PartitionState(0, LIMITS))
-    assert [key for key, _ in chunks] == [b"s:-1:0:1"]
+    chunks = snapshot_records(PartitionState(0, LIMITS), nonce="n1")
+    assert [key for key, _ in chunks] == [b"s:-1:n1:0:1"]
 
 
 def test_complete_snapshot_replaces_the_state_in_any_chunk_order() -> None:
@@ -392,3 +392,24 @@ def test_bucket_values_survive_the_round_trip_exactly() -> None:
     folder = _fold(snapshot_records(state))
     assert folder.state.buckets == {("acme", "bot", T0): [2**40, huge, 99]}
     assert folder.state.watermark_ms == T0 + DAY
+
+
+def test_snapshots_of_two_writers_at_one_offset_do_not_mix() -> None:
+    state = _rich_state()
+    mine = snapshot_records(state, chunk_items=3, nonce="a")
+    theirs = snapshot_records(state, chunk_items=5, nonce="b")  # split differently
+    folder = StateFolder.new(0, LIMITS)
+    for key, value in [mine[0], theirs[1], *theirs[2:], *mine[1:]]:
+        folder.feed(key, value)
+    _same_state(folder.state, state)
+
+
+def test_snapshot_pieces_are_bounded_by_bytes() -> None:
+    state = _rich_state()
+    chunks = snapshot_records(state, chunk_bytes=300, nonce="x")
+    assert len(chunks) > 2
+    assert all(len(value) < 2_000 for _, value in chunks)
+    folder = StateFolder.new(0, LIMITS)
+    for key, value in chunks:
+        folder.feed(key, value)
+    _same_state(folder.state, state)

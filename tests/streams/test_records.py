@@ -1,0 +1,58 @@
+"""Wire formats of what the worker publishes (pure functions, no broker)."""
+
+import json
+
+from core.events import Reason, Rejection
+from core.partition import BatchOutcome, BucketValue, SourceRecord
+from streams.records import MAX_DLQ_ORIGINAL_BYTES, bucket_records, dlq_record
+
+SOURCE = SourceRecord(3, 41, 1_795_000_000_000, b"acme", b"{}")
+
+
+def test_bucket_records_are_absolute_values_keyed_by_account_app_and_start() -> None:
+    outcome = BatchOutcome(first_offset=-1, last_offset=41)
+    outcome.changed[("acme", "bot", 1_795_000_500_000)] = BucketValue(3, 12_500_000, 41)
+    (record,) = bucket_records(outcome, 3, "buckets")
+    assert record.key == b"acme|bot|2026-11-18T11:15:00Z"
+    body = json.loads(record.value or b"")
+    assert body == {
+        "account_id": "acme",
+        "app_id": "bot",
+        "bucket_start": "2026-11-18T11:15:00Z",
+        "bucket_end": "2026-11-18T11:30:00Z",
+        "calls": 3,
+        "credits": "12.5",
+        "version": 41,
+        "source_partition": 3,
+    }
+
+
+def test_dead_letter_keeps_the_original_and_where_it_came_from() -> None:
+    rejection = Rejection(Reason.TOO_LATE, "too old", 2, b'{"event_id":"e"}')
+    body = json.loads(dlq_record(SOURCE, rejection, "calls", "dlq").value or b"")
+    assert body["dlq_id"] == "calls:3:41:2"
+    assert body["reason"] == "too_late"
+    assert body["original"] == '{"event_id":"e"}'
+    assert body["source"]["offset"] == 41
+    assert "original_truncated" not in body
+
+
+def test_huge_originals_are_truncated_so_dead_letters_stay_publishable() -> None:
+    raw = b"[" + b" " * (3 * MAX_DLQ_ORIGINAL_BYTES) + b"]"
+    record = dlq_record(
+        SOURCE, Rejection(Reason.RECORD_TOO_LARGE, "big", None, raw), "calls", "dlq"
+    )
+    body = json.loads(record.value or b"")
+    assert body["original_truncated"] is True
+    assert body["original_bytes"] == len(raw)
+    assert len(body["original"]) == MAX_DLQ_ORIGINAL_BYTES
+    assert len(record.value or b"") < MAX_DLQ_ORIGINAL_BYTES + 4096
+
+
+def test_non_utf8_originals_travel_as_base64() -> None:
+    body = json.loads(
+        dlq_record(SOURCE, Rejection(Reason.INVALID_ENCODING, "x", None, b"\xff"), "c", "d").value
+        or b""
+    )
+    assert body["original_base64"] == "/w=="
+    assert "original" not in body
