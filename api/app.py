@@ -8,10 +8,9 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
-from api.errors import install_error_handlers
+from api.errors import ApiError, install_error_handlers
 from api.fastpath import UsageFastPath
 from api.routes import admin, billing, dashboard, events, health, usage
 from api.services import Services
@@ -29,7 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Long-lived objects (app, caches) out of the collector's way, and fewer young-generation
         # passes: full collections were the main source of tail latency under load.
-        with contextlib.suppress(KafkaError, OSError, TimeoutError):
+        with contextlib.suppress(ApiError, TimeoutError):
             # Contracts up front, so the first requests do not wait for the config topic; if
             # Kafka is not there yet, they are loaded on first use instead.
             await asyncio.wait_for(svc.accounts(), timeout=15)

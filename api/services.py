@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError
 from fastapi import Request
 
 from api.auth import TokenStore
+from api.errors import ApiError
 from config.contracts import ContractBook, load_contracts
 from config.settings import Settings
 from streams.accounts import AccountConfig
@@ -97,9 +98,15 @@ class Services:
             return self._accounts
         async with self._accounts_lock:
             if self._accounts is None:
-                await ensure_topics(self.settings)
                 accounts = AccountConfig(self.settings, self.contracts)
-                await accounts.start()
+                try:
+                    await ensure_topics(self.settings)
+                    await accounts.start()
+                except (KafkaError, OSError) as error:
+                    await accounts.stop()
+                    raise ApiError(
+                        503, "kafka_unavailable", f"contracts cannot be read: {error}"
+                    ) from None
                 self._accounts = accounts
             return self._accounts
 
@@ -107,7 +114,7 @@ class Services:
         """The account's contract zone (the file's if Kafka cannot be reached), else UTC."""
         try:
             return (await self.accounts()).time_zone_of(account_id)
-        except KafkaError:
+        except ApiError:
             return self.contracts.time_zone_of(account_id)
 
     async def close(self) -> None:

@@ -131,7 +131,7 @@ class AccountConfig:
                 self._apply(message.key or b"", message.value)
 
     def _apply(self, key: bytes, value: bytes | None) -> None:
-        kind, _, account_id = key.decode().partition(":")
+        kind, _, account_id = key.decode(errors="replace").partition(":")
         try:
             if kind == "contract":
                 if value is None:

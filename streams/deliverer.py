@@ -21,13 +21,14 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from config.settings import Settings
-from core.buckets import iso_utc
+from core.buckets import iso_utc, to_epoch_ms
 from streams.accounts import AccountConfig, Endpoint
 from streams.replay import replay
 from streams.topics import partitions_of
@@ -47,7 +48,7 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def backoff_seconds(attempt: int, rng: random.Random) -> float:
-    """Exponential backoff with full jitter: up to 1, 2, 4 ... seconds, capped at 5 minutes."""
+    """Exponential backoff with jitter: between half and all of 1, 2, 4 ... s, at most 5 min."""
     return rng.uniform(0.5, 1.0) * min(300.0, 2.0 ** (attempt - 1))
 
 
@@ -74,6 +75,18 @@ class _Status:
     def final(self) -> bool:
         return self.state != "pending"
 
+    @classmethod
+    def from_wire(cls, body: dict[str, Any]) -> _Status:
+        """A status as recorded, so a restarted worker resumes it (deadline included)."""
+        status = cls(body["alert_id"], body["account_id"], body["endpoint_id"], body["url"])
+        status.state, status.attempts = body["state"], body["attempts"]
+        status.first_attempt_ms = _ms(body.get("first_attempt_at")) or _now_ms()
+        status.last_attempt_ms = _ms(body.get("last_attempt_at"))
+        status.delivered_ms = _ms(body.get("delivered_at"))
+        status.last_status, status.last_error = body.get("last_status"), body.get("last_error")
+        status.history = list(body.get("history") or [])
+        return status
+
     def to_wire(self) -> dict[str, Any]:
         return {
             "alert_id": self.alert_id,
@@ -93,6 +106,10 @@ class _Status:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _ms(text: str | None) -> int | None:
+    return None if not text else to_epoch_ms(datetime.fromisoformat(text))
 
 
 class Deliverer:
@@ -116,11 +133,7 @@ class Deliverer:
         async for batch in replay(self.settings, topic, await partitions_of(self.settings, topic)):
             for message in batch:
                 if message.value is not None:
-                    body = json.loads(message.value)
-                    status = _Status(
-                        body["alert_id"], body["account_id"], body["endpoint_id"], body["url"]
-                    )
-                    status.state, status.attempts = body["state"], body["attempts"]
+                    status = _Status.from_wire(json.loads(message.value))
                     self._statuses[status.key] = status
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap_servers, acks="all", linger_ms=0
@@ -252,7 +265,12 @@ class Deliverer:
 
     async def _record(self, status: _Status) -> None:
         body = json.dumps(status.to_wire()).encode()
-        await self.writer.write((), docs=[(deliveries_key(status.account_id), status.key, body)])
+        metrics = {f"delivery_attempts:{'ok' if status.state == 'delivered' else 'failed'}": 1}
+        if status.final:
+            metrics[f"deliveries:{status.state}"] = 1
+        await self.writer.write(
+            (), metrics=metrics, docs=[(deliveries_key(status.account_id), status.key, body)]
+        )
         if self._producer is None:
             return
         for delay in (0.2, 0.5, 1.0, 2.0, 5.0):

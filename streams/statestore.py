@@ -1,4 +1,4 @@
-"""Reads partition state back from the state log, and writes deltas, snapshots and tombstones."""
+"""Reads a partition's state back from its state log (the processor writes the log)."""
 
 from __future__ import annotations
 

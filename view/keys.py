@@ -7,7 +7,8 @@
 * ``cf:deliveries:{account}``  hash ``{alert_id}|{endpoint}`` -> delivery status JSON
 * ``cf:accounts``     set of accounts with usage
 * ``cf:progress``     hash ``{input partition}`` -> progress line (see :mod:`core.freshness`)
-* ``cf:metrics``      hash of counters (accepted, duplicates, ``dlq:{reason}`` ...)
+* ``cf:metrics``      hash of counters (``events_accepted``, ``events_duplicate``,
+  ``dlq:{reason}``, ``alerts_fired``, ``deliveries:{state}`` ...)
 * ``cf:epoch``        id of a complete view; absent while the view is empty or rebuilding
 * ``cf:rebuild``      lock held by the worker rebuilding the view
 

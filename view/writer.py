@@ -101,19 +101,25 @@ class ViewWriter:
 
     async def _flush_buckets(self, progress: Mapping[int, Progress] | None) -> None:
         items = list(self._pending.items())
-        for start in range(0, max(len(items), 1), _CHUNK):
-            chunk = items[start : start + _CHUNK]
-            last = start + _CHUNK >= len(items)
-            await self._call(
-                [bucket for _, bucket in chunk],
-                progress if last and not self.overflowed else None,
-                self._pending_metrics if last else None,
-            )
-            for entry, bucket in chunk:
-                if self._pending.get(entry) is bucket:
-                    del self._pending[entry]
-            if last:
-                self._pending_metrics = {}
+        # Taken before any await: concurrent flushes (batches, heartbeats, the deliverer) must
+        # neither send the same increments twice nor drop the ones added meanwhile.
+        metrics, self._pending_metrics = self._pending_metrics, {}
+        try:
+            for start in range(0, max(len(items), 1), _CHUNK):
+                chunk = items[start : start + _CHUNK]
+                last = start + _CHUNK >= len(items)
+                await self._call(
+                    [bucket for _, bucket in chunk],
+                    progress if last and not self.overflowed else None,
+                    metrics if last else None,
+                )
+                for entry, bucket in chunk:
+                    if self._pending.get(entry) is bucket:
+                        del self._pending[entry]
+        except RedisError:
+            for name, increment in metrics.items():
+                self._pending_metrics[name] = self._pending_metrics.get(name, 0) + increment
+            raise
 
     async def _call(
         self,

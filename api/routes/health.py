@@ -85,4 +85,14 @@ async def metrics(svc: Annotated[Services, Depends(services)]) -> PlainTextRespo
             lines.append(f'creditflow_dlq_total{{reason="{name[4:]}"}} {value}')
     _metric(lines, "creditflow_records_applied_total", "counter", "Input records applied.")
     lines.append(f"creditflow_records_applied_total {counters.get('records_applied', 0)}")
+    _metric(lines, "creditflow_alerts_fired_total", "counter", "Thresholds crossed (once each).")
+    lines.append(f"creditflow_alerts_fired_total {counters.get('alerts_fired', 0)}")
+    _metric(lines, "creditflow_alert_deliveries_total", "counter", "Webhook deliveries, by end.")
+    for state in ("delivered", "expired"):
+        value = counters.get(f"deliveries:{state}", 0)
+        lines.append(f'creditflow_alert_deliveries_total{{state="{state}"}} {value}')
+    _metric(lines, "creditflow_alert_delivery_attempts_total", "counter", "POSTs, by result.")
+    for result in ("ok", "failed"):
+        value = counters.get(f"delivery_attempts:{result}", 0)
+        lines.append(f'creditflow_alert_delivery_attempts_total{{result="{result}"}} {value}')
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")

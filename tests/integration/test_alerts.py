@@ -166,6 +166,13 @@ async def test_crossing_50_80_100_fires_three_alerts_and_three_signed_deliveries
         )
 
     await wait_until(logged, timeout=15)
+    metrics = (await stack.client.get("/metrics")).text
+    delivered = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith('creditflow_alert_deliveries_total{state="delivered"}')
+    )
+    assert int(delivered.split()[-1]) >= 3
     billing = (await stack.client.get(f"/v1/accounts/{account}/billing", headers=auth())).json()
     assert billing["used"] == "120"
     assert billing["remaining"] == "0"

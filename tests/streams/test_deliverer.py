@@ -1,0 +1,36 @@
+"""Delivery bookkeeping and signing (pure parts of the deliverer)."""
+
+import hashlib
+import hmac
+import random
+
+from streams.deliverer import _Status, backoff_seconds, sign
+
+
+def test_signature_is_hmac_sha256_of_the_body() -> None:
+    body = b'{"alert_id":"acme:2026-11-01:80"}'
+    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert sign("s3cret", body) == f"sha256={expected}"
+    assert sign("other", body) != sign("s3cret", body)
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
+    rng = random.Random(1)
+    for attempt, cap in [(1, 1.0), (2, 2.0), (3, 4.0), (6, 32.0), (30, 300.0)]:
+        delays = [backoff_seconds(attempt, rng) for _ in range(200)]
+        assert all(cap / 2 <= d <= cap for d in delays)
+        assert len({round(d, 6) for d in delays}) > 100  # jittered, not constant
+
+
+def test_a_recorded_status_resumes_with_its_deadline_and_history() -> None:
+    status = _Status("acme:2026-11-01:80", "acme", "main", "http://h/x")
+    status.first_attempt_ms = 1_795_000_000_000
+    status.last_attempt_ms = 1_795_000_004_000
+    status.attempts, status.last_status = 3, 503
+    status.history = [{"at": "2026-11-18T11:06:40Z", "status": 503, "error": None}]
+    resumed = _Status.from_wire(status.to_wire())
+    assert resumed.first_attempt_ms == status.first_attempt_ms
+    assert resumed.last_attempt_ms == status.last_attempt_ms
+    assert (resumed.attempts, resumed.state, resumed.last_status) == (3, "pending", 503)
+    assert resumed.history == status.history
+    assert not resumed.final
