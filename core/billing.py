@@ -13,12 +13,12 @@ import calendar
 import decimal
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from core.localtime import first_instant, local
-from core.money import MICRO, format_micro
+from core.money import MICRO, format_micro, round_half_up
 
 __all__ = (
     "Explicit",
@@ -129,15 +129,11 @@ def bill(terms: Terms, used_micro: int) -> dict[str, Any]:
     remaining = max(0, terms.allotment_micro - used_micro)
     overage = max(0, used_micro - terms.allotment_micro)
     with decimal.localcontext(prec=_PRECISION):
-        amount = (Decimal(overage) * terms.rate / MICRO).quantize(
-            Decimal(1).scaleb(-terms.minor_digits), rounding=ROUND_HALF_UP
-        )
+        amount = round_half_up(Decimal(overage) * terms.rate / MICRO, terms.minor_digits)
         percent = (
             None
             if terms.allotment_micro == 0
-            else (Decimal(used_micro) * 100 / terms.allotment_micro).quantize(
-                Decimal("0.01"), rounding=ROUND_HALF_UP
-            )
+            else round_half_up(Decimal(used_micro) * 100 / terms.allotment_micro, 2)
         )
     return {
         "allotment": format_micro(terms.allotment_micro),

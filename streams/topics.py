@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from config.settings import Settings
@@ -107,8 +108,26 @@ async def ensure_topics(settings: Settings) -> None:
                 f"{settings.calls_topic} has {counts.get(settings.calls_topic)} partitions but "
                 f"CREDITFLOW_PARTITIONS is {settings.partitions}; they must agree"
             )
+        stamp = await _topic_config(admin, settings.calls_topic, "message.timestamp.type")
+        if stamp != "LogAppendTime":
+            # With producer timestamps, one clock running ahead would move the watermark and
+            # send everything after it to the DLQ as too late; replays would not be deterministic.
+            raise RuntimeError(
+                f"{settings.calls_topic} has message.timestamp.type={stamp}; creditflow needs "
+                "LogAppendTime (kafka-configs --alter --add-config "
+                "message.timestamp.type=LogAppendTime)"
+            )
     finally:
         await admin.close()
+
+
+async def _topic_config(admin: AIOKafkaAdminClient, topic: str, name: str) -> str | None:
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic, {name: None})
+    (response,) = await admin.describe_configs([resource])
+    for entry in response.to_object()["resources"][0]["config_entries"]:
+        if entry["config_names"] == name:
+            return str(entry["config_value"])
+    return None
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, int]:

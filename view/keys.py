@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from core.buckets import BUCKET_MS
+
 __all__ = (
     "ACCOUNTS",
     "EPOCH",
@@ -38,7 +40,6 @@ PROGRESS: Final = "cf:progress"
 METRICS: Final = "cf:metrics"
 EPOCH: Final = "cf:epoch"
 REBUILD_LOCK: Final = "cf:rebuild"
-_BUCKET_MS: Final = 900_000
 
 
 def as_text(value: bytes | str) -> str:
@@ -63,10 +64,10 @@ def deliveries_key(account_id: str) -> str:
 
 def bucket_field(app_id: str, bucket_ms: int) -> str:
     """Field of one bucket inside the account hash."""
-    return f"{app_id}|{bucket_ms // _BUCKET_MS}"
+    return f"{app_id}|{bucket_ms // BUCKET_MS}"
 
 
 def parse_bucket_field(field: str) -> tuple[str, int]:
     """``(app_id, bucket start ms)`` of a field."""
     app_id, _, index = field.rpartition("|")
-    return app_id, int(index) * _BUCKET_MS
+    return app_id, int(index) * BUCKET_MS
