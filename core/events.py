@@ -155,17 +155,7 @@ def _split(value: bytes) -> list[bytes]:
 
 
 def _credits_micro(raw: bytes) -> int:
-    if raw[:1] == b'"':
-        # Fast path for the common case, a plain "12.5": ASCII digits only (bytes.isdigit).
-        whole, dot, fraction = raw[1:-1].partition(b".")
-        if (
-            whole.isdigit()
-            and len(whole) <= 10
-            and (not dot or (fraction.isdigit() and len(fraction) <= 6))
-        ):
-            micro = int(whole) * 1_000_000 + (int(fraction.ljust(6, b"0")) if dot else 0)
-            if micro <= MAX_EVENT_MICRO:
-                return micro
+    # The strict path: plain strings are parsed by _fast before an item gets here.
     text = raw.decode()
     if text.startswith('"'):
         inner = text[1:-1]

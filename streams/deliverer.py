@@ -19,7 +19,6 @@ import hmac
 import json
 import logging
 import random
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from config.settings import Settings
 from core.buckets import iso_utc, to_epoch_ms
 from streams.accounts import AccountConfig, Endpoint
+from streams.processor import now_ms
 from streams.replay import replay
 from streams.topics import partitions_of
 from view.keys import deliveries_key
@@ -80,7 +80,7 @@ class _Status:
         """A status as recorded, so a restarted worker resumes it (deadline included)."""
         status = cls(body["alert_id"], body["account_id"], body["endpoint_id"], body["url"])
         status.state, status.attempts = body["state"], body["attempts"]
-        status.first_attempt_ms = _ms(body.get("first_attempt_at")) or _now_ms()
+        status.first_attempt_ms = _ms(body.get("first_attempt_at")) or now_ms()
         status.last_attempt_ms = _ms(body.get("last_attempt_at"))
         status.delivered_ms = _ms(body.get("delivered_at"))
         status.last_status, status.last_error = body.get("last_status"), body.get("last_error")
@@ -102,10 +102,6 @@ class _Status:
             "delivered_at": iso_utc(self.delivered_ms) if self.delivered_ms else None,
             "history": self.history[-10:],
         }
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _ms(text: str | None) -> int | None:
@@ -226,12 +222,12 @@ class Deliverer:
             return
         if status is None:
             status = _Status(alert["alert_id"], alert["account_id"], endpoint.id, endpoint.url)
-            status.first_attempt_ms = _now_ms()
+            status.first_attempt_ms = now_ms()
             self._statuses[key] = status
         deadline = status.first_attempt_ms + self.settings.webhook_expiry_seconds * 1000
         while not status.final:
             await self._attempt(status, body, endpoint)
-            if status.state == "pending" and _now_ms() >= deadline:
+            if status.state == "pending" and now_ms() >= deadline:
                 status.state = "expired"
             await self._record(status)
             if not status.final:
@@ -240,7 +236,7 @@ class Deliverer:
     async def _attempt(self, status: _Status, body: bytes, endpoint: Endpoint) -> None:
         assert self._session is not None
         status.attempts += 1
-        status.last_attempt_ms = _now_ms()
+        status.last_attempt_ms = now_ms()
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "creditflow-webhooks/1",
@@ -252,7 +248,7 @@ class Deliverer:
             async with self._session.post(endpoint.url, data=body, headers=headers) as response:
                 status.last_status, status.last_error = response.status, None
                 if 200 <= response.status < 300:
-                    status.state, status.delivered_ms = "delivered", _now_ms()
+                    status.state, status.delivered_ms = "delivered", now_ms()
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
             status.last_status, status.last_error = None, f"{type(error).__name__}: {error}"
         status.history.append(

@@ -99,7 +99,6 @@ class Processor:
         # Reached by the state but not yet in Redis (a view write failed; the writer retries).
         self._unflushed: dict[int, _Published] = {}
         self._ends = _Ends()
-        self.stats: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ ownership
 
@@ -212,7 +211,6 @@ class Processor:
                 continue  # revoked meanwhile; the new owner will process these records
             outcome = folder.state.apply(run, self.partition_for, self.terms_for)
             if outcome.replayed:
-                self.stats["replayed"] += outcome.replayed
                 logger.info(
                     "partition %d: skipped %d replayed records at or below offset %d (fenced)",
                     partition,
@@ -257,7 +255,6 @@ class Processor:
             for _, rejection in outcome.rejected:
                 metrics[f"dlq:{rejection.reason.value}"] += 1
             metrics["events_rerouted"] += sum(len(items) for items in outcome.rerouted.values())
-        self.stats.update(metrics)
         states = {folder.state.partition: folder.state for folder, _ in applied}
         reached = {p: _Published(s.applied, s.watermark_ms) for p, s in states.items()}
         if await self.writer.write(writes, self._progress_of(states), metrics, docs):
