@@ -36,7 +36,8 @@ class Namespace:
         prefix = self.prefix
         return {
             "KAFKA_BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-            "REDIS_URL": f"redis://127.0.0.1:6379/{self.redis_db}",
+            "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
+            + f"/{self.redis_db}",
             "CREDITFLOW_GROUP_ID": prefix + "workers",
             "CREDITFLOW_PARTITIONS": str(self.partitions),
             "CREDITFLOW_CALLS_TOPIC": prefix + "calls",

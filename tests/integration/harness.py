@@ -24,6 +24,9 @@ from config.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 ADMIN_TOKEN = "test-admin-token"
+# The stack's Redis, without a database number (each namespace takes its own database); set
+# REDIS_URL to run the suite against a stack on other ports.
+REDIS_BASE = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
 
 T = TypeVar("T")
 
@@ -47,7 +50,7 @@ class Namespace:
         prefix = f"t-{self.name}."
         return {
             "KAFKA_BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-            "REDIS_URL": f"redis://127.0.0.1:6379/{self.redis_db}",
+            "REDIS_URL": f"{REDIS_BASE}/{self.redis_db}",
             "CREDITFLOW_GROUP_ID": f"creditflow-{self.name}",
             "CREDITFLOW_PARTITIONS": str(self.partitions),
             "CREDITFLOW_CALLS_TOPIC": prefix + "usage.calls.v1",
@@ -78,7 +81,7 @@ _next_db = iter(range(1, 10**6))
 def new_env(label: str, **kwargs: Any) -> Namespace:
     """A fresh namespace: new topics, new consumer group, an emptied Redis database of its own."""
     db = next(_next_db) % 15 + 1
-    redis.Redis.from_url(f"redis://127.0.0.1:6379/{db}").flushdb()
+    redis.Redis.from_url(f"{REDIS_BASE}/{db}").flushdb()
     return Namespace(f"{label}-{uuid.uuid4().hex[:8]}", redis_db=db, **kwargs)
 
 
