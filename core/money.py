@@ -17,6 +17,7 @@ __all__ = (
     "micro_from_decimal",
     "micro_from_json_number",
     "micro_from_text",
+    "micro_from_total",
     "round_half_up",
 )
 
@@ -52,6 +53,25 @@ def micro_from_text(text: str) -> int:
         fraction = fraction[:_MAX_FRACTION_DIGITS]
     micro = int(whole) * MICRO + int(fraction.ljust(_MAX_FRACTION_DIGITS, "0"))
     return _bounded(micro)
+
+
+def micro_from_total(text: str, max_digits: int = 40) -> int:
+    """Parse a total (a sum of events, so unbounded) such as ``"2000000000.5"``.
+
+    Non-negative, plain decimal notation, at most 6 significant fractional digits, at most
+    ``max_digits`` whole digits (far above any real sum, and below ``int()``'s digit limit).
+    """
+    match = _DECIMAL_TEXT.fullmatch(text)
+    if match is None:
+        raise CreditsError(f"a total must be a plain decimal string, got {text[:40]!r}")
+    whole, fraction = match.group(1).lstrip("0") or "0", match.group(2) or ""
+    if len(whole) > max_digits:
+        raise CreditsError(f"a total must have at most {max_digits} whole digits")
+    if fraction[_MAX_FRACTION_DIGITS:].strip("0"):
+        raise CreditsError("a total has more than 6 fractional digits")
+    return int(whole) * MICRO + int(
+        fraction[:_MAX_FRACTION_DIGITS].ljust(_MAX_FRACTION_DIGITS, "0")
+    )
 
 
 def micro_from_json_number(text: str) -> int:
