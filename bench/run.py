@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import dedup_size, throughput
+from bench import throughput
 from bench.latency import plot_freshness, run_latency
 from bench.namespace import RESULTS, ROOT, Namespace
 from bench.query import run_query
@@ -48,10 +48,9 @@ class Sizes:
     query_seconds: int = 10
     query_clients: int = 50
     api_workers: int = 1
-    dedup_ids: int = 300_000
 
 
-QUICK = Sizes(60_000, 500, 10_000, 1000.0, 20, 12.0, 20, 3, 50, 1, 20_000)
+QUICK = Sizes(60_000, 500, 10_000, 1000.0, 20, 12.0, 20, 3, 50, 1)
 
 
 def _free_port() -> int:
@@ -73,7 +72,7 @@ def _done(started: float, text: str) -> None:
 def run(sizes: Sizes, skip_quix: bool = False) -> dict[str, Any]:
     """Every phase; returns the result document."""
     results: dict[str, Any] = {"sizes": sizes.__dict__}
-    total = 5
+    total = 4
 
     started = _step(
         1, total, f"batch records: {sizes.batch_events:,} events in records of {sizes.batch_size}"
@@ -136,10 +135,6 @@ def run(sizes: Sizes, skip_quix: bool = False) -> dict[str, Any]:
         started,
         f"p99 {results['query']['p99_ms']} ms at {results['query']['requests_per_second']:,} req/s",
     )
-
-    started = _step(5, total, "dedup store size")
-    results["dedup"] = dedup_size.measure(sizes.dedup_ids)
-    _done(started, f"{results['dedup']['memory_bytes_per_id']} bytes per id in memory")
     return results
 
 
@@ -223,12 +218,6 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
         (
             "Redis bytes per (account, app, day)",
             f"{query['redis_bytes_per_account_app_day']:,}",
-            "",
-            True,
-        ),
-        (
-            "dedup bytes per id (memory / state log)",
-            f"{results['dedup']['memory_bytes_per_id']} / {results['dedup']['state_log_bytes_per_id']}",
             "",
             True,
         ),

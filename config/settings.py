@@ -60,8 +60,24 @@ class Settings(BaseSettings):
 
     batch_max_records: int = Field(2000, ge=1, description="Records per processing batch.")
     batch_window_ms: int = Field(40, ge=1, description="Longest wait to fill a batch.")
-    snapshot_every_bytes: int = Field(
-        32 * 1024 * 1024, ge=1, description="State-log bytes after which a snapshot is written."
+    run_max_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Input bytes applied and committed together (bounds a run's memory).",
+    )
+    outbox_days_per_run: int = Field(
+        5000, ge=1, description="Changed days published to the bucket topic and view per run."
+    )
+    data_dir: Path = Field(
+        Path("creditflow-data"), description="Where a worker keeps its partitions' local state."
+    )
+    store_cache_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024 * 1024, description="RocksDB block cache, shared per worker."
+    )
+    store_write_buffer_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="RocksDB memtables, shared per worker (charged to the block cache).",
     )
     heartbeat_ms: int = Field(500, ge=50, description="How often workers report progress.")
     session_timeout_seconds: float = Field(

@@ -127,7 +127,7 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
         assigned: set[TP] = args[0] if args else kwargs["assigned"]
         await runtime.start()
         mine = [tp.partition for tp in assigned if tp.topic == settings.calls_topic]
-        runtime.processor.revoke(set(runtime.processor.owned) - set(mine))
+        await runtime.processor.revoke(set(runtime.processor.owned) - set(mine))
         runtime.processor.assign(mine)
         logger.info("assigned partitions %s", sorted(mine))
 
@@ -135,6 +135,6 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs["revoked"]
         lost = [tp.partition for tp in revoked if tp.topic == settings.calls_topic]
-        runtime.processor.revoke(lost)
+        await runtime.processor.revoke(lost)
 
     return app, runtime

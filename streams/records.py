@@ -1,4 +1,4 @@
-"""Kafka records creditflow publishes for an applied batch: buckets, dead letters, re-routes.
+"""Kafka records creditflow publishes for an applied run: days, dead letters, re-routes, alerts.
 
 Pure functions from a :class:`core.partition.BatchOutcome` to records, so their wire formats are
 unit-tested without a broker.
@@ -7,21 +7,22 @@ unit-tested without a broker.
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-from core.buckets import BUCKET_MS, iso_utc
+from core.buckets import iso_utc
+from core.days import DayKey, DayUsage, day_record, day_record_key
 from core.events import Event, Rejection
-from core.money import format_micro
 from core.partition import BatchOutcome, SourceRecord
 
 __all__ = (
     "REROUTED_FROM_HEADER",
     "OutRecord",
     "alert_records",
-    "bucket_records",
+    "day_records",
     "dlq_record",
     "dlq_records",
     "reroute_records",
@@ -45,24 +46,14 @@ class OutRecord:
     headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
-def bucket_records(outcome: BatchOutcome, source_partition: int, topic: str) -> list[OutRecord]:
-    """One absolute-value record per changed bucket, keyed ``account|app|bucket_start``."""
-    records = []
-    for (account_id, app_id, start), value in outcome.changed.items():
-        start_text = iso_utc(start)
-        body = {
-            "account_id": account_id,
-            "app_id": app_id,
-            "bucket_start": start_text,
-            "bucket_end": iso_utc(start + BUCKET_MS),
-            "calls": value.calls,
-            "credits": format_micro(value.micro),
-            "version": value.version,
-            "source_partition": source_partition,
-        }
-        key = f"{account_id}|{app_id}|{start_text}".encode()
-        records.append(OutRecord(topic, key, _encode(body)))
-    return records
+def day_records(
+    days: Iterable[tuple[DayKey, DayUsage]], source_partition: int, topic: str
+) -> list[OutRecord]:
+    """One absolute-value day record per day (format 2, :mod:`core.days`)."""
+    return [
+        OutRecord(topic, day_record_key(key), day_record(key, usage, source_partition))
+        for key, usage in days
+    ]
 
 
 def dlq_records(outcome: BatchOutcome, calls_topic: str, dlq_topic: str) -> list[OutRecord]:

@@ -78,7 +78,7 @@ class WorkerRuntime:
                 self._producer,
                 self.writer,
                 lambda account: account_partition(account, partitions),
-                self._view_applied,
+                self._view_progress,
                 self.accounts.terms_for,
             )
             self.deliverer = Deliverer(self.settings, self.accounts, self.writer)
@@ -105,6 +105,8 @@ class WorkerRuntime:
             await self.accounts.stop()
         if self._offsets is not None:
             await self._offsets.stop()
+        if self._processor is not None:
+            await self._processor.close()
         if self._producer is not None:
             await self._producer.stop()
         await self.redis.aclose()
@@ -116,12 +118,12 @@ class WorkerRuntime:
             raise RuntimeError("worker runtime not started")
         return self._processor
 
-    async def _view_applied(self, partition: int) -> int | None:
+    async def _view_progress(self, partition: int) -> Progress | None:
         try:
             line = await self.redis.hget(PROGRESS, str(partition))
         except RedisError:
             return None
-        return None if line is None else Progress.decode(as_text(line)).applied
+        return None if line is None else Progress.decode(as_text(line))
 
     async def _heartbeat(self) -> None:
         owned = sorted(self.processor.owned)

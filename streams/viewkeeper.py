@@ -12,16 +12,14 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 
-import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from config.settings import Settings
-from core.buckets import to_epoch_ms
-from core.money import micro_from_text
+from core.buckets import BUCKET_MS
+from core.days import DAY_MS, parse_day_record
 from streams.replay import replay
 from streams.topics import partitions_of
 from view.keys import EPOCH, REBUILD_LOCK, alerts_key, deliveries_key
@@ -34,29 +32,20 @@ logger = logging.getLogger(__name__)
 _LOCK_MS = 60_000
 
 
-class _BucketValue(msgspec.Struct):
-    account_id: str
-    app_id: str
-    bucket_start: datetime
-    calls: int
-    credits: str
-    version: int
-
-
-_decoder = msgspec.json.Decoder(_BucketValue)
-
-
-def parse_bucket_value(value: bytes) -> BucketWrite:
-    """A ``usage.buckets.v1`` value as a view write."""
-    bucket = _decoder.decode(value)
-    return (
-        bucket.account_id,
-        bucket.app_id,
-        to_epoch_ms(bucket.bucket_start),
-        bucket.calls,
-        micro_from_text(bucket.credits),
-        bucket.version,
-    )
+def parse_bucket_value(value: bytes) -> list[BucketWrite]:
+    """SHIM(state): a day record of ``usage.buckets.v1`` as the current writer's bucket writes."""
+    key, usage = parse_day_record(value)
+    return [
+        (
+            key.account_id,
+            key.app_id,
+            key.day * DAY_MS + slot * BUCKET_MS,
+            b.calls,
+            b.micro,
+            usage.version,
+        )
+        for slot, b in usage.slots.items()
+    ]
 
 
 class ViewKeeper:
@@ -103,7 +92,7 @@ class ViewKeeper:
         """Replay buckets, alerts and delivery statuses into Redis; return the record count."""
         count = 0
         async for batch in self._replay(self.settings.buckets_topic):
-            writes = [parse_bucket_value(m.value) for m in batch if m.value is not None]
+            writes = [w for m in batch if m.value is not None for w in parse_bucket_value(m.value)]
             count += await self._write(writes, [])
         for topic, as_doc in (
             (self.settings.alerts_topic, _alert_doc),
