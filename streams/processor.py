@@ -103,6 +103,7 @@ class Processor:
         partition_for: Callable[[str], int],
         read_view_progress: Callable[[int], Awaitable[Progress | None]],
         terms_for: TermsLookup | None = None,
+        read_history: Callable[[str, int, int], Awaitable[int | None]] | None = None,
     ) -> None:
         self.settings = settings
         self.producer = producer
@@ -110,6 +111,8 @@ class Processor:
         self.partition_for = partition_for
         self.terms_for = terms_for
         self._read_view_progress = read_view_progress
+        self._read_history = read_history
+        """Micro-credits of an account in a range, from the complete view (None: not now)."""
         self._budget = StoreBudget(settings.store_cache_bytes, settings.store_write_buffer_bytes)
         self._owned: dict[int, _Owned] = {}
         self._loading: dict[int, asyncio.Task[None]] = {}
@@ -293,9 +296,28 @@ class Processor:
                 outcome.replayed,
                 outcome.first_offset,
             )
-        if not outcome.applied_anything:
+        if outcome.applied_anything:
+            await self._commit(owned, outcome, watermark_before)
+        await self._seed(owned)
+
+    async def _seed(self, owned: _Owned) -> None:
+        """Add history older than the state to periods opened without it (then alert)."""
+        if self._read_history is None:
             return
-        await self._commit(owned, outcome, watermark_before)
+        state = owned.state
+        for key, before_ms in state.ledger.unseeded():
+            history = await self._read_history(key.account_id, key.start_ms, before_ms)
+            if history is None:
+                return  # the view is rebuilding or behind: the next heartbeat retries
+            terms = self.terms_for(key.account_id) if self.terms_for else None
+            outcome = state.seed(key, history, terms, state.watermark_ms)
+            logger.info(
+                "period %s of %s seeded with %d micro-credits of history",
+                key.start_ms,
+                key.account_id,
+                history,
+            )
+            await self._commit(owned, outcome, state.watermark_ms)
 
     async def _commit(self, owned: _Owned, outcome: BatchOutcome, watermark_before: int) -> None:
         """Steps 2-5 of the module docstring for one outcome (a run or a seed).
@@ -430,6 +452,7 @@ class Processor:
             for owned in list(self._owned.values()):
                 if len(owned.outbox):
                     await self._flush(owned, None)
+                await self._seed(owned)
         if self.writer.has_pending and not await self.writer.flush():
             return
         lines = self._progress_of(self._owned.values())

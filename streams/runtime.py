@@ -20,7 +20,7 @@ from streams.deliverer import Deliverer
 from streams.partitioner import account_partition
 from streams.processor import Processor, now_ms
 from streams.viewkeeper import ViewKeeper
-from view.keys import PROGRESS, as_text
+from view.keys import EPOCH, PROGRESS, as_text, buckets_key, parse_bucket_field
 from view.writer import ViewWriter
 
 __all__ = ("WorkerRuntime",)
@@ -80,6 +80,7 @@ class WorkerRuntime:
                 lambda account: account_partition(account, partitions),
                 self._view_progress,
                 self.accounts.terms_for,
+                self._history,
             )
             self.deliverer = Deliverer(self.settings, self.accounts, self.writer)
             await self.deliverer.start()
@@ -124,6 +125,21 @@ class WorkerRuntime:
         except RedisError:
             return None
         return None if line is None else Progress.decode(as_text(line))
+
+    async def _history(self, account_id: str, start_ms: int, end_ms: int) -> int | None:
+        """SHIM(view): an account's micro-credits in a range, read from the current layout."""
+        try:
+            if self.writer.has_pending or not await self.redis.exists(EPOCH):
+                return None
+            fields = await self.redis.hgetall(buckets_key(account_id))
+        except RedisError:
+            return None
+        total = 0
+        for name, value in fields.items():
+            _, bucket_ms = parse_bucket_field(as_text(name))
+            if start_ms <= bucket_ms < end_ms:
+                total += int(as_text(value).rsplit(":", 1)[1])
+        return total
 
     async def _heartbeat(self) -> None:
         owned = sorted(self.processor.owned)

@@ -197,18 +197,26 @@ async def view_buckets(
 async def topic_buckets(
     namespace: Namespace, accounts: list[str]
 ) -> dict[BucketKey, tuple[int, Decimal]]:
-    """Latest value of every bucket in the compacted bucket topic."""
+    """Latest value of every bucket in the compacted bucket topic.
+
+    Read as a consumer would, from the JSON alone: one record per (account, app, UTC day)
+    holding its non-empty 15-minute slots, the newest version of a day winning.
+    """
     wanted = set(accounts)
-    found: dict[BucketKey, tuple[int, Decimal, int]] = {}
+    days: dict[tuple[str, str, str], tuple[int, list[list[Any]]]] = {}
     for message in await read_topic(namespace, namespace.settings().buckets_topic):
         body = json.loads(message.value)
         if body["account_id"] not in wanted:
             continue
-        start = datetime.fromisoformat(body["bucket_start"])
-        key = (body["account_id"], body["app_id"], int(start.timestamp()) // BUCKET)
-        if key not in found or found[key][2] <= body["version"]:
-            found[key] = (body["calls"], Decimal(body["credits"]), body["version"])
-    return {key: (calls, credits) for key, (calls, credits, _) in found.items()}
+        day = (body["account_id"], body["app_id"], body["day"])
+        if day not in days or days[day][0] <= body["version"]:
+            days[day] = (body["version"], body["slots"])
+    found: dict[BucketKey, tuple[int, Decimal]] = {}
+    for (account, app, day), (_, slots) in days.items():
+        midnight = int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp())
+        for slot, calls, credits in slots:
+            found[(account, app, midnight // BUCKET + slot)] = (calls, Decimal(credits))
+    return found
 
 
 def compare(

@@ -130,16 +130,22 @@ class ApiProcess:
 
 
 class WorkerProcess:
-    """A `creditflow worker` subprocess with its own log file."""
+    """A `creditflow worker` subprocess with its own log file.
+
+    Its local state lives in a directory named after its label, so a worker restarted under
+    the same label finds the store the previous one left (a restart on the same machine) and
+    one under a new label starts without any (a new machine: it restores from the state log).
+    """
 
     def __init__(self, env: Namespace, label: str = "worker") -> None:
         self.env = env
         ARTIFACTS.mkdir(exist_ok=True)
         self.log = ARTIFACTS / f"{env.name}-{label}-{uuid.uuid4().hex[:4]}.log"
+        self.data_dir = ARTIFACTS / "data" / f"{env.name}-{label}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
-        env = {**os.environ, **self.env.env}
+        env = {**os.environ, **self.env.env, "CREDITFLOW_DATA_DIR": str(self.data_dir)}
         handle = self.log.open("ab")
         self.proc = subprocess.Popen(
             [str(ROOT / ".venv" / "bin" / "creditflow"), "worker"],
