@@ -170,6 +170,10 @@ class PartitionState:
                 continue
             if record.timestamp_ms > self.watermark_ms:
                 self.watermark_ms = record.timestamp_ms
+                if self.applied < 0 and not self.first_day:
+                    # A new state holds nothing older than its first floor: whatever usage
+                    # lies before it (another state's, long ago) is history to be seeded.
+                    self.first_day = self.floor_ms // DAY_MS
             self._sort(record, partition_for, out, work)
             self.applied = record.offset
             out.records += 1
