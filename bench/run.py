@@ -23,6 +23,7 @@ from bench import throughput
 from bench.latency import plot_freshness, run_latency
 from bench.namespace import RESULTS, ROOT, Namespace
 from bench.query import run_query
+from bench.state_scale import ScaleSizes, run_state_scale
 
 TARGETS = {
     "batch_events_per_second": 100_000,
@@ -251,24 +252,48 @@ def _processor() -> str:
     return platform.processor()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="creditflow bench", description=__doc__)
-    parser.add_argument(
-        "--quick", action="store_true", help="a small smoke run (figures not meaningful)"
-    )
-    parser.add_argument("--skip-quix", action="store_true")
-    parser.add_argument("--plot", default=str(ROOT / "docs" / "freshness.png"))
-    args = parser.parse_args(argv)
-    subprocess.run([str(ROOT / "scripts" / "stack"), "up", "kafka", "redis"], check=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    results = run(QUICK if args.quick else Sizes(), skip_quix=args.skip_quix)
-    results["machine"] = {
+def _scale(sizes: ScaleSizes) -> int:
+    started = _step(1, 1, f"worker state: {sizes.ids:,} ids spread over 30 days")
+    results = {"state": run_state_scale(sizes), "machine": _machine()}
+    _done(started, json.dumps(results["state"]))
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    document = json.dumps(results, indent=2)
+    (RESULTS / f"scale-{stamp}.json").write_text(document)
+    (RESULTS / "scale-latest.json").write_text(document)
+    print(document)
+    return 0
+
+
+def _machine() -> dict[str, Any]:
+    return {
         "cpus": len(os.sched_getaffinity(0)),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "processor": _processor(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="creditflow bench", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="a small smoke run (figures not meaningful)"
+    )
+    parser.add_argument("--skip-quix", action="store_true")
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="the scale phases instead: worker state with tens of millions of ids",
+    )
+    parser.add_argument("--scale-ids", type=int, default=ScaleSizes.ids)
+    parser.add_argument("--plot", default=str(ROOT / "docs" / "freshness.png"))
+    args = parser.parse_args(argv)
+    subprocess.run([str(ROOT / "scripts" / "stack"), "up", "kafka", "redis"], check=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.scale:
+        return _scale(ScaleSizes(ids=args.scale_ids))
+    results = run(QUICK if args.quick else Sizes(), skip_quix=args.skip_quix)
+    results["machine"] = _machine()
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     document = json.dumps(results, indent=2)
     (RESULTS / f"bench-{stamp}.json").write_text(document)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import socket
 from functools import lru_cache
 from pathlib import Path
 
@@ -71,6 +73,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path("creditflow-data"), description="Where a worker keeps its partitions' local state."
     )
+    worker_instance_id: str | None = Field(
+        None,
+        description="Static group membership id of this worker (default: host and data dir).",
+    )
     store_cache_bytes: int = Field(
         64 * 1024 * 1024, ge=1024 * 1024, description="RocksDB block cache, shared per worker."
     )
@@ -93,6 +99,19 @@ class Settings(BaseSettings):
             future_tolerance_ms=self.future_tolerance_seconds * 1000,
             max_record_bytes=self.max_record_bytes,
         )
+
+    @property
+    def instance_id(self) -> str:
+        """The static group member id of this worker.
+
+        A restart with the same local store (the same host and data dir) takes its partitions
+        back at once, without waiting for the group to notice that the old process is gone;
+        two processes sharing one store fence each other.
+        """
+        if self.worker_instance_id:
+            return self.worker_instance_id
+        digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:12]
+        return f"{socket.gethostname()}-{digest}"
 
     @property
     def effective_admin_token(self) -> str:

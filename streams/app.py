@@ -103,6 +103,7 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=max(1.0, settings.session_timeout_seconds / 6),
         broker_rebalance_timeout=settings.rebalance_timeout_seconds,
+        consumer_group_instance_id=settings.instance_id,
     )
     runtime = WorkerRuntime(settings)
     calls = app.topic(

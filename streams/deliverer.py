@@ -142,6 +142,9 @@ class Deliverer:
             self.settings.alerts_topic,
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             group_id=f"{self.settings.group_id}-deliverer",
+            # Static membership, like the worker's own group: a restarted worker gets its
+            # share of alerts back at once instead of after the session timeout.
+            group_instance_id=f"{self.settings.instance_id}-deliverer",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=20,
