@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 from aiokafka import AIOKafkaProducer
@@ -27,6 +28,9 @@ from aiokafka.errors import (
     InvalidTopicError,
     KafkaError,
     MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    RecordListTooLargeError,
+    RecordTooLargeError,
     TopicAuthorizationFailedError,
 )
 
@@ -36,6 +40,7 @@ from core.ledger import TermsLookup
 from core.partition import BatchOutcome, PartitionState, SourceRecord, chunked
 from core.statelog import StateFolder, delta_record, snapshot_records
 from streams.records import (
+    DeadLetters,
     OutRecord,
     alert_records,
     bucket_records,
@@ -54,8 +59,18 @@ _RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)
 # Input bytes per state delta: ~4 MiB of events make a delta of ~2 MiB, far below the state
 # topic's 8 MiB record limit.
 _RUN_BYTES = 4 * 1024 * 1024
+# A record too large for its topic (refused by the client or by the broker): its fallback, if it
+# has one, is published instead; retrying the record itself can never succeed.
+_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
 # Publish errors that no retry can cure (anything else, a broker restart included, is retried).
-_PERMANENT = (MessageSizeTooLargeError, InvalidTopicError, TopicAuthorizationFailedError)
+# OutOfOrderSequenceNumber follows a batch the broker refused: the idempotent producer has then
+# lost its sequence on that partition for good, and only a new producer (a restart) recovers.
+_PERMANENT = (
+    *_TOO_LARGE,
+    InvalidTopicError,
+    TopicAuthorizationFailedError,
+    OutOfOrderSequenceNumber,
+)
 
 
 @dataclass(slots=True)
@@ -99,6 +114,9 @@ class Processor:
         # Reached by the state but not yet in Redis (a view write failed; the writer retries).
         self._unflushed: dict[int, _Published] = {}
         self._ends = _Ends()
+        self._letters = DeadLetters(
+            settings.calls_topic, settings.dlq_topic, settings.dlq_max_record_bytes
+        )
 
     # ------------------------------------------------------------------ ownership
 
@@ -220,8 +238,8 @@ class Processor:
             if not outcome.applied_anything:
                 continue
             outputs += bucket_records(outcome, partition, self.settings.buckets_topic)
-            outputs += dlq_records(outcome, self.settings.calls_topic, self.settings.dlq_topic)
-            outputs += reroute_records(outcome, self.settings.calls_topic)
+            outputs += dlq_records(outcome, self._letters)
+            outputs += reroute_records(outcome, self._letters, self.settings.max_record_bytes)
             outputs += alert_records(outcome, self.settings.alerts_topic)
             key, value = delta_record(outcome, folder.state.watermark_ms)
             commits.append(OutRecord(self.settings.state_topic, key, value, partition))
@@ -272,28 +290,73 @@ class Processor:
         return lines
 
     async def _publish(self, records: list[OutRecord]) -> None:
-        """Produce records and wait for all acknowledgements, retrying until Kafka has them."""
+        """Produce records and wait for all acknowledgements, retrying until Kafka has them.
+
+        A record refused as too large is replaced by its fallback (minimal dead letters); one
+        without a fallback, or any other permanent error, raises: retrying cannot help, and the
+        worker exits before acknowledging (a stall would stop every partition it owns).
+        """
         attempt = 0
         while records:
+            errors = await self._send(records)
+            if not any(errors):
+                return
+            transient: KafkaError | None = None
+            every: list[OutRecord] = []  # all records again, in order, fallbacks in place
+            fallbacks: list[OutRecord] = []
+            for record, error in zip(records, errors, strict=True):
+                if isinstance(error, _TOO_LARGE) and record.fallback:
+                    logger.error(
+                        "a %d-byte record to %s was refused (%s); publishing %d minimal dead "
+                        "letters instead",
+                        len(record.value or b""),
+                        record.topic,
+                        error,
+                        len(record.fallback),
+                    )
+                    every += record.fallback
+                    fallbacks += record.fallback
+                elif isinstance(error, _PERMANENT):
+                    raise error
+                else:
+                    transient = error or transient
+                    every.append(record)
+            if transient is None:
+                records = fallbacks  # the rest is in Kafka
+                continue
+            # Resend everything, as before: records of one key must arrive in their order.
+            delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
+            attempt += 1
+            logger.warning(
+                "publish of %d records failed (%s); retrying in %.1fs", len(every), transient, delay
+            )
+            records = every
+            await asyncio.sleep(delay)
+
+    async def _send(self, records: list[OutRecord]) -> list[KafkaError | None]:
+        """Produce every record in order, then wait for each: its error, or None once in Kafka."""
+        pending: list[Any] = []
+        for r in records:
             try:
-                futures = [
+                pending.append(
                     await self.producer.send(
                         r.topic, r.value, key=r.key, partition=r.partition, headers=r.headers
                     )
-                    for r in records
-                ]
-                await asyncio.gather(*futures)
-                return
-            except KafkaError as error:
-                delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
-                attempt += 1
-                logger.warning(
-                    "publish of %d records failed (%s); retrying in %.1fs",
-                    len(records),
-                    error,
-                    delay,
                 )
-                await asyncio.sleep(delay)
+            except KafkaError as error:  # refused before sending (over max_request_size, ...)
+                pending.append(error)
+        errors: list[KafkaError | None] = []
+        for item in pending:
+            if isinstance(item, KafkaError):
+                errors.append(item)
+                continue
+            try:
+                await item
+            except KafkaError as error:
+                errors.append(error)
+            else:
+                errors.append(None)
+        return errors
 
     async def _snapshot(self, folder: StateFolder) -> None:
         """Write the whole state, then tombstone the records it supersedes."""

@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,8 +23,20 @@ from typing import Any
 
 import pytest
 
+from core.events import Reason
+from models.dlq import DlqRecord
 from tests.integration.chaos import view_buckets
-from tests.integration.harness import ROOT, Namespace, new_env, raw_producer, wait_until
+from tests.integration.harness import (
+    ROOT,
+    Namespace,
+    WorkerProcess,
+    api_client,
+    auth,
+    new_env,
+    raw_producer,
+    read_topic,
+    wait_until,
+)
 
 pytestmark = pytest.mark.faults
 
@@ -45,15 +57,21 @@ def _event(account: str, event_id: str, credits: str = "1", **extra: Any) -> dic
 
 
 def _encode(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-async def _publish(namespace: Namespace, records: list[tuple[bytes | None, bytes]]) -> None:
+async def _publish(
+    namespace: Namespace, records: list[tuple[bytes | None, bytes]]
+) -> list[tuple[int, int]]:
+    """Publish in order; the (partition, offset) of each record."""
     settings = namespace.settings()
     producer = await raw_producer(settings)
     try:
+        placed = []
         for key, value in records:
-            await producer.send_and_wait(settings.calls_topic, value, key=key)
+            meta = await producer.send_and_wait(settings.calls_topic, value, key=key)
+            placed.append((meta.partition, meta.offset))
+        return placed
     finally:
         await producer.stop()
 
@@ -177,3 +195,100 @@ async def test_finding_01_stack_up_restarts_a_worker_killed_with_kill9(tmp_path:
         finally:
             await stack("down", "api", "worker", check=False)
             _reap(started)
+
+
+# ---------------------------------------------------------------- hostile input, end to end
+
+
+@pytest.fixture(scope="module")
+async def hostile() -> AsyncIterator[Namespace]:
+    """One worker for the hostile-input cases; each case uses accounts of its own."""
+    namespace = new_env("hostile")
+    worker = WorkerProcess(namespace).start()
+    try:
+        await worker.wait_assigned()
+        yield namespace
+    finally:
+        worker.stop()
+
+
+def _source_of(message: Any) -> tuple[int, int]:
+    source = json.loads(message.value)["source"]
+    return source["partition"], source["offset"]
+
+
+async def _dead_letters(namespace: Namespace, placed: list[tuple[int, int]]) -> list[Any]:
+    """The DLQ records of the input records at ``placed``, once each has one (one per dlq_id)."""
+    wanted = set(placed)
+    topic = namespace.settings().dlq_topic
+    found: dict[str, Any] = {}
+
+    async def arrived() -> bool:
+        for message in await read_topic(namespace, topic):
+            if _source_of(message) in wanted:
+                found.setdefault(json.loads(message.value)["dlq_id"], message)
+        return {_source_of(message) for message in found.values()} == wanted
+
+    await wait_until(arrived, timeout=60, interval=0.5)
+    return list(found.values())
+
+
+async def test_finding_02_oversized_dead_letter_does_not_stall(hostile: Namespace) -> None:
+    """The issue's two inputs make dead letters of ~3 MB unless bounded; the DLQ takes 2 MiB."""
+    account = f"f02-{hostile.name[-8:]}"
+    huge_credits = _encode(_event(account, "huge", credits="\U0010ffff" * 250_000))
+    inputs = [(account.encode(), huge_credits), (b"\x01" * 300_000, b"\x01" * 600_000)]
+    assert all(len(key) + len(value) < 1_000_200 for key, value in inputs)
+    placed = await _publish(hostile, inputs)
+    await _publish(hostile, [(account.encode(), _encode(_event(account, "next", "2.5")))])
+    await _until_counted(hostile, account, 1, "2.5")
+
+    limit = hostile.settings().dlq_max_record_bytes
+    letters = await _dead_letters(hostile, placed)
+    assert len(letters) == 2
+    for message in letters:
+        assert len(message.value) + len(message.key or b"") <= limit
+        body = DlqRecord.model_validate_json(message.value)
+        assert body.original_truncated and body.reason in (
+            Reason.INVALID_EVENT,
+            Reason.INVALID_JSON,
+        )
+
+
+async def test_finding_04_a_deep_item_in_a_batch_counts_the_valid_one(hostile: Namespace) -> None:
+    account = f"f04-{hostile.name[-8:]}"
+    deep = (
+        _encode(_event(account, "deep"))[:-1]
+        + b',"attributes":'
+        + b'{"a":' * 1000
+        + b"1"
+        + b"}" * 1001
+    )
+    batch = b"[" + _encode(_event(account, "valid", "3")) + b"," + deep + b"]"
+    placed = await _publish(hostile, [(account.encode(), batch)])
+    await _until_counted(hostile, account, 1, "3")
+    (letter,) = await _dead_letters(hostile, placed)
+    body = DlqRecord.model_validate_json(letter.value)
+    assert (body.reason, body.index) == (Reason.INVALID_EVENT, 1)
+    assert body.original is not None and body.original.encode() == deep
+
+
+async def test_finding_12_duplicate_keys_are_refused_by_the_worker_and_the_api(
+    hostile: Namespace,
+) -> None:
+    account, evil = f"f12-{hostile.name[-8:]}", f"evil-{hostile.name[-8:]}"
+    twice = _encode(_event(account, "twice", "7"))[:-1] + f',"account_id":"{evil}"}}'.encode()
+    batch = b"[" + _encode(_event(account, "once", "4")) + b"," + twice + b"]"
+    placed = await _publish(hostile, [(account.encode(), batch)])
+    await _until_counted(hostile, account, 1, "4")
+    (letter,) = await _dead_letters(hostile, placed)
+    body = DlqRecord.model_validate_json(letter.value)
+    assert (body.reason, body.index) == (Reason.DUPLICATE_KEY, 1)
+    assert await _counted(hostile, evil) == (0, Decimal(0))
+
+    async with api_client(hostile.settings()) as client:
+        response = await client.post("/v1/events", content=twice, headers=auth())
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert answer["accepted"] == 0
+    assert [(r["index"], r["reason"]) for r in answer["rejected"]] == [(0, "duplicate_key")]
