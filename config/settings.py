@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     late_horizon_days: int = Field(35, ge=1)
     future_tolerance_seconds: int = Field(300, ge=0)
     max_record_bytes: int = Field(1024 * 1024, ge=1024)
+    dlq_max_record_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Largest dead letter: the DLQ topic's max.message.bytes, and every dead "
+        "letter's bound (original bytes are cut to fit).",
+    )
 
     batch_max_records: int = Field(2000, ge=1, description="Records per processing batch.")
     batch_window_ms: int = Field(40, ge=1, description="Longest wait to fill a batch.")

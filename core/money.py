@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from core.excerpt import excerpt
+
 __all__ = (
     "MAX_EVENT_MICRO",
     "MICRO",
@@ -42,7 +44,7 @@ def micro_from_text(text: str) -> int:
     """
     match = _DECIMAL_TEXT.fullmatch(text)
     if match is None:
-        raise CreditsError(f"credits must be a plain decimal string, got {text!r}")
+        raise CreditsError(f"credits must be a plain decimal string, got {excerpt(text)}")
     whole, fraction = match.group(1).lstrip("0") or "0", match.group(2) or ""
     if len(whole) > len(str(MAX_EVENT_MICRO // MICRO)):
         # Too large; checked before int(), which refuses strings of more than 4,300 digits.
@@ -79,7 +81,7 @@ def micro_from_json_number(text: str) -> int:
     try:
         value = Decimal(text)
     except InvalidOperation:
-        raise CreditsError(f"credits must be a number, got {text!r}") from None
+        raise CreditsError(f"credits must be a number, got {excerpt(text)}") from None
     return micro_from_decimal(value)
 
 

@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from aiokafka import AIOKafkaProducer
@@ -35,6 +36,9 @@ from aiokafka.errors import (
     InvalidTopicError,
     KafkaError,
     MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    RecordListTooLargeError,
+    RecordTooLargeError,
     TopicAuthorizationFailedError,
 )
 
@@ -46,6 +50,7 @@ from core.ledger import PeriodLedger, TermsLookup
 from core.partition import BatchOutcome, PartitionState, SourceRecord, chunked
 from core.statecodec import TAG_BYTES, day_key, day_range, decode_day, parse_day_key
 from streams.records import (
+    DeadLetters,
     OutRecord,
     alert_records,
     day_records,
@@ -65,8 +70,18 @@ __all__ = ("Processor", "now_ms")
 logger = logging.getLogger(__name__)
 
 _RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)
+# A record too large for its topic (refused by the client or by the broker): its fallback, if it
+# has one, is published instead; retrying the record itself can never succeed.
+_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
 # Publish errors that no retry can cure (anything else, a broker restart included, is retried).
-_PERMANENT = (MessageSizeTooLargeError, InvalidTopicError, TopicAuthorizationFailedError)
+# OutOfOrderSequenceNumber follows a batch the broker refused: the idempotent producer has then
+# lost its sequence on that partition for good, and only a new producer (a restart) recovers.
+_PERMANENT = (
+    *_TOO_LARGE,
+    InvalidTopicError,
+    TopicAuthorizationFailedError,
+    OutOfOrderSequenceNumber,
+)
 _PROGRESS_EVERY_S = 2.0
 
 
@@ -120,6 +135,9 @@ class Processor:
         self._lock = asyncio.Lock()
         """Held while a run or an outbox flush touches stores: one writer per store."""
         self._ends = _Ends()
+        self._letters = DeadLetters(
+            settings.calls_topic, settings.dlq_topic, settings.dlq_max_record_bytes
+        )
 
     # ------------------------------------------------------------------ ownership
 
@@ -326,8 +344,8 @@ class Processor:
         may claim while the outcome's days wait in the outbox).
         """
         state, store, settings = owned.state, owned.store, self.settings
-        outputs = dlq_records(outcome, settings.calls_topic, settings.dlq_topic)
-        outputs += reroute_records(outcome, settings.calls_topic)
+        outputs = dlq_records(outcome, self._letters)
+        outputs += reroute_records(outcome, self._letters, settings.max_record_bytes)
         outputs += alert_records(outcome, settings.alerts_topic)
         if outcome.expired_before_day is not None:
             # Expiring days leave the store with this commit: publish what still waits first.
@@ -419,29 +437,80 @@ class Processor:
     async def _publish(self, records: list[OutRecord]) -> list[int]:
         """Produce records and wait for all acknowledgements, retrying until Kafka has them.
 
-        Returns their offsets (in order).
+        Returns the offsets of the records given (in order). A record refused as too large is
+        replaced by its fallback (minimal dead letters); one without a fallback, or any other
+        permanent error, raises: retrying cannot help, and the worker exits before
+        acknowledging (a stall would stop every partition it owns).
         """
         attempt = 0
+        offsets: list[int] = []
+        first = True
         while records:
+            results = await self._send(records)
+            if first:
+                offsets = [r if isinstance(r, int) else -1 for r in results]
+                first = False
+            if all(isinstance(result, int) for result in results):
+                return offsets
+            transient: KafkaError | None = None
+            every: list[OutRecord] = []  # all records again, in order, fallbacks in place
+            fallbacks: list[OutRecord] = []
+            for record, result in zip(records, results, strict=True):
+                if isinstance(result, int):
+                    every.append(record)
+                elif isinstance(result, _TOO_LARGE) and record.fallback:
+                    logger.error(
+                        "a %d-byte record to %s was refused (%s); publishing %d minimal dead "
+                        "letters instead",
+                        len(record.value or b""),
+                        record.topic,
+                        result,
+                        len(record.fallback),
+                    )
+                    every += record.fallback
+                    fallbacks += record.fallback
+                elif isinstance(result, _PERMANENT):
+                    raise result
+                else:
+                    transient = result
+                    every.append(record)
+            if transient is None:
+                records = fallbacks  # the rest is in Kafka
+                continue
+            # Resend everything, as before: records of one key must arrive in their order.
+            delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
+            attempt += 1
+            logger.warning(
+                "publish of %d records failed (%s); retrying in %.1fs", len(every), transient, delay
+            )
+            records, first = every, True
+            await asyncio.sleep(delay)
+        return offsets
+
+    async def _send(self, records: list[OutRecord]) -> list[int | KafkaError]:
+        """Produce every record in order, then wait for each: its offset, or its error."""
+        pending: list[Any] = []
+        for r in records:
             try:
-                futures = [
+                pending.append(
                     await self.producer.send(
                         r.topic, r.value, key=r.key, partition=r.partition, headers=r.headers
                     )
-                    for r in records
-                ]
-                return [metadata.offset for metadata in await asyncio.gather(*futures)]
-            except KafkaError as error:
-                delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
-                attempt += 1
-                logger.warning(
-                    "publish of %d records failed (%s); retrying in %.1fs",
-                    len(records),
-                    error,
-                    delay,
                 )
-                await asyncio.sleep(delay)
-        return []
+            except KafkaError as error:  # refused before sending (over max_request_size, ...)
+                pending.append(error)
+        results: list[int | KafkaError] = []
+        for item in pending:
+            if isinstance(item, KafkaError):
+                results.append(item)
+                continue
+            try:
+                metadata = await item
+            except KafkaError as error:
+                results.append(error)
+            else:
+                results.append(int(metadata.offset))
+        return results
 
     # ------------------------------------------------------------------ progress
 

@@ -45,7 +45,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             {
                 "message.timestamp.type": "LogAppendTime",
                 "retention.ms": str(_YEAR_MS),
-                "max.message.bytes": str(2 * 1024 * 1024),
+                "max.message.bytes": str(settings.dlq_max_record_bytes),
             },
         ),
         # Absolute bucket values: compaction keeps the latest value of every bucket forever.
@@ -116,6 +116,16 @@ async def ensure_topics(settings: Settings) -> None:
                 f"{settings.calls_topic} has message.timestamp.type={stamp}; creditflow needs "
                 "LogAppendTime (kafka-configs --alter --add-config "
                 "message.timestamp.type=LogAppendTime)"
+            )
+        limit = await _topic_config(admin, settings.dlq_topic, "max.message.bytes")
+        if limit is not None and int(limit) < settings.dlq_max_record_bytes:
+            # A dead letter the broker refuses would also break the producer's idempotent
+            # sequence on that partition: refuse to start rather than stall later.
+            wanted = settings.dlq_max_record_bytes
+            raise RuntimeError(
+                f"{settings.dlq_topic} takes records of at most {limit} bytes but "
+                f"CREDITFLOW_DLQ_MAX_RECORD_BYTES is {wanted} "
+                f"(kafka-configs --alter --add-config max.message.bytes={wanted})"
             )
     finally:
         await admin.close()

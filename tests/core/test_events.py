@@ -405,6 +405,7 @@ def test_reason_values_are_stable() -> None:
         "too_late",
         "too_far_in_future",
         "forbidden_account",
+        "duplicate_key",
     }
 
 
