@@ -12,10 +12,13 @@ Local store (one RocksDB database per partition, column families in ``streams/st
 * ``meta``:   ``fence`` -> ``[format, applied, watermark, first day, state-log offset]``;
   ``n`` + day + tag -> id segments written; ``restore`` -> an unfinished restore.
 
-A day value is msgpack ``[version, slot, calls, micro, slot, calls, micro, ...]``; a period
-total ``[micro, version, unseeded before, opened by]``. The state log (compacted topic
-``creditflow.state.v1``) reuses those bytes behind a one-byte kind and the 4-byte tag of the
-writer (see ``streams/state/changelog.py`` for why writers are tagged):
+A day value is its version (8 bytes, big-endian) then msgpack ``[slot, calls, micro, slot,
+calls, micro, ...]``; a period total its version then msgpack ``[micro, unseeded before,
+opened by]``. The version leads so that a restore compares versions without decoding.
+
+The state log (compacted topic ``creditflow.state.v1``) reuses those bytes behind a one-byte
+kind and the 4-byte tag of the writer (see ``streams/state/changelog.py`` for why writers are
+tagged):
 
 =====  ================================  ===============================================
 kind   key after the kind byte           value (None: a tombstone)
@@ -61,6 +64,7 @@ __all__ = (
     "parse_segment_key",
     "period_key",
     "segment_key",
+    "version_of",
 )
 
 FORMAT_VERSION: Final = 2
@@ -69,6 +73,7 @@ FORMAT_VERSION: Final = 2
 DAY_PREFIX: Final = 4
 TAG_BYTES: Final = 4
 _U32 = struct.Struct(">I")
+_VERSION = struct.Struct(">q")
 _SEGMENT = struct.Struct(">I4sI")
 
 
@@ -153,42 +158,49 @@ def parse_counter_key(raw: bytes) -> tuple[int, bytes]:
 
 _encoder = msgspec.msgpack.Encoder()
 _flat = msgspec.msgpack.Decoder(list[int | str])
-_total = msgspec.msgpack.Decoder(tuple[int | str, int, int, str])
+_total = msgspec.msgpack.Decoder(tuple[int | str, int, str])
+
+
+def version_of(value: bytes) -> int:
+    """The version a day value or a period total starts with."""
+    return int(_VERSION.unpack_from(value)[0])
 
 
 def encode_day(usage: DayUsage) -> bytes:
-    """A day's usage as compact msgpack."""
-    flat: list[int | str] = [usage.version]
+    """A day's usage: its version, then the non-empty slots as compact msgpack."""
+    flat: list[int | str] = []
     for slot, (calls, micro) in sorted(usage.slots.items()):
         flat += (slot, calls, micro)
     try:
-        return _encoder.encode(flat)
+        packed = _encoder.encode(flat)
     except OverflowError:  # a sum past 64 bits: no real bucket, but never refused
-        return _encoder.encode([_wide(value) for value in flat])
+        packed = _encoder.encode([_wide(value) for value in flat])
+    return _VERSION.pack(usage.version) + packed
 
 
 def decode_day(raw: bytes) -> DayUsage:
     """Inverse of :func:`encode_day`."""
-    flat = [int(value) for value in _flat.decode(raw)]
+    flat = [int(value) for value in _flat.decode(raw[_VERSION.size :])]
     return DayUsage(
-        flat[0],
-        {flat[i]: Bucket(flat[i + 1], flat[i + 2]) for i in range(1, len(flat), 3)},
+        version_of(raw),
+        {flat[i]: Bucket(flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)},
     )
 
 
 def encode_total(total: PeriodTotal) -> bytes:
-    """A period total as msgpack."""
-    fields = (total.micro, total.version, total.unseeded_before_ms, total.opened_by)
+    """A period total: its version, then msgpack."""
+    fields = (total.micro, total.unseeded_before_ms, total.opened_by)
     try:
-        return _encoder.encode(fields)
+        packed = _encoder.encode(fields)
     except OverflowError:
-        return _encoder.encode((str(total.micro), *fields[1:]))
+        packed = _encoder.encode((str(total.micro), *fields[1:]))
+    return _VERSION.pack(total.version) + packed
 
 
 def decode_total(raw: bytes) -> PeriodTotal:
     """Inverse of :func:`encode_total`."""
-    micro, version, unseeded, opened_by = _total.decode(raw)
-    return PeriodTotal(int(micro), version, unseeded, opened_by)
+    micro, unseeded, opened_by = _total.decode(raw[_VERSION.size :])
+    return PeriodTotal(int(micro), version_of(raw), unseeded, opened_by)
 
 
 def _wide(value: int | str) -> int | str:

@@ -48,7 +48,14 @@ from core.days import DAY_MS, DayKey, DayUsage
 from core.freshness import Progress
 from core.ledger import PeriodLedger, TermsLookup
 from core.partition import BatchOutcome, PartitionState, SourceRecord, chunked
-from core.statecodec import TAG_BYTES, day_key, day_range, decode_day, parse_day_key
+from core.statecodec import (
+    TAG_BYTES,
+    day_key,
+    day_range,
+    decode_day,
+    parse_day_key,
+    version_of,
+)
 from streams.records import (
     DeadLetters,
     OutRecord,
@@ -270,9 +277,7 @@ class Processor:
             (-1, 0) if progress is None else (progress.applied, progress.watermark_ms)
         )
         batch = store.batch()
-        names = [
-            name for name, raw in store.scan("days") if decode_day(raw[TAG_BYTES:]).version > since
-        ]
+        names = [name for name, raw in store.scan("days") if version_of(raw[TAG_BYTES:]) > since]
         outbox.stage_changed(batch, names, since + 1, watermark)
         store.write(batch)
         logger.info("partition %d: %d restored days queued for the view", partition, len(names))

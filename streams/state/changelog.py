@@ -136,9 +136,7 @@ def prepare_commit(
             records.append((segment_key(day, tag, seq), _encode(segment)))
             seq += 1
         batch.put("meta", counter, _encode(seq))
-        put = batch.put
-        for key in day_ids:
-            put("ids", key, b"")
+        batch.put_keys("ids", day_ids)
         ids += len(day_ids)
     if outcome.expired_before_day is not None:
         records += _expire_days(store, batch, outcome.expired_before_day)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -28,6 +28,7 @@ from core.statecodec import (
     Kind,
     counter_key,
     parse_segment_key,
+    version_of,
 )
 from streams.state.store import Fence, PartitionStore
 
@@ -41,21 +42,10 @@ _LOCAL = b"local"
 _BATCH_OPS = 20_000
 """Puts per local write while restoring: RocksDB's write holds the GIL, keep each short."""
 _encode = msgspec.msgpack.encode
-_version = msgspec.msgpack.Decoder(list[int | str])
 _ids = msgspec.msgpack.Decoder(list[bytes])
 _int = msgspec.msgpack.Decoder(int)
 _fence = msgspec.msgpack.Decoder(tuple[int, int, int, int])
 _marker = msgspec.msgpack.Decoder(tuple[int, dict[bytes, tuple[int, int, int]]])
-
-Versioned = Callable[[bytes], int]
-
-
-def _day_version(value: bytes) -> int:
-    return int(_version.decode(value)[0])
-
-
-def _total_version(value: bytes) -> int:
-    return int(_version.decode(value)[1])
 
 
 @dataclass(slots=True)
@@ -106,12 +96,10 @@ class Restorer:
             if kind == Kind.IDS:
                 self._ids(key, value)
             elif kind == Kind.DAY:
-                self._newest("days", key[1 + TAG_BYTES :], key, value, _day_version)
+                self._newest("days", key[1 + TAG_BYTES :], key, value)
                 self.days_restored += 1
             elif kind == Kind.TOTAL:
-                self._newest(
-                    "ledger", Kind.TOTAL + key[1 + TAG_BYTES :], key, value, _total_version
-                )
+                self._newest("ledger", Kind.TOTAL + key[1 + TAG_BYTES :], key, value)
             elif kind == Kind.FIRED:
                 if value is None:
                     self._batch.delete("ledger", key)
@@ -130,9 +118,7 @@ class Restorer:
         day, tag, seq = parse_segment_key(key)
         prefix = key[1 : 1 + DAY_PREFIX]
         entries = _ids.decode(value)
-        put = self._batch.put
-        for entry in entries:
-            put("ids", prefix + entry, b"")
+        self._batch.put_keys("ids", [prefix + entry for entry in entries])
         counter = counter_key(day, tag)
         known = self._counters.get(counter)
         if known is None:
@@ -141,9 +127,7 @@ class Restorer:
         self._counters[counter] = max(known, seq + 1)
         self.progress.ids += len(entries)
 
-    def _newest(
-        self, family: str, name: bytes, key: bytes, value: bytes | None, version_of: Versioned
-    ) -> None:
+    def _newest(self, family: str, name: bytes, key: bytes, value: bytes | None) -> None:
         """Keep the value with the higher version; a tombstone removes only its own tag's."""
         tag = key[1 : 1 + TAG_BYTES]
         current = self._staged[name] if name in self._staged else self.store.get(family, name)

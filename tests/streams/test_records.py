@@ -2,8 +2,8 @@
 
 import json
 
-from core.events import Reason, Rejection
 from core.days import Bucket, DayKey, DayUsage
+from core.events import Reason, Rejection
 from core.partition import SourceRecord
 from streams.records import MAX_DLQ_ORIGINAL_BYTES, DeadLetters, day_records
 
