@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.buckets import BUCKET_MS
-from core.days import DAY_MS, DayKey, DayUsage
-from core.statecodec import DAY_PREFIX, day_key, day_range, parse_day_key
+from core.days import DAY_MS, DayKey
+from core.statecodec import DAY_PREFIX, day_key, day_range, decode_day, parse_day_key
 
 __all__ = ("MemoryState", "StateReader")
 
@@ -26,8 +26,8 @@ class StateReader(Protocol):
         """For each id key, something (not None) when the id is remembered."""
         ...
 
-    def days(self, keys: Sequence[DayKey]) -> Sequence[DayUsage | None]:
-        """The stored usage of each day, None when it has none."""
+    def day_values(self, keys: Sequence[DayKey]) -> Sequence[bytes | None]:
+        """The stored usage of each day, encoded (:mod:`core.statecodec`); None: none."""
         ...
 
     def account_micro(self, account_id: str, start_ms: int, end_ms: int) -> int:
@@ -40,22 +40,23 @@ class MemoryState:
     """A :class:`StateReader` over dicts, with the same expiry rules as the worker's store."""
 
     ids: set[bytes] = field(default_factory=set)
-    usage: dict[bytes, DayUsage] = field(default_factory=dict)
+    usage: dict[bytes, bytes] = field(default_factory=dict)
+    """Day key -> encoded day value, as the worker's store keeps them."""
 
     def seen(self, keys: Sequence[bytes]) -> list[object | None]:
         """See :class:`StateReader`."""
         ids = self.ids
         return [True if key in ids else None for key in keys]
 
-    def days(self, keys: Sequence[DayKey]) -> list[DayUsage | None]:
+    def day_values(self, keys: Sequence[DayKey]) -> list[bytes | None]:
         """See :class:`StateReader`."""
         return [self.usage.get(day_key(key)) for key in keys]
 
     def account_micro(self, account_id: str, start_ms: int, end_ms: int) -> int:
         """See :class:`StateReader`."""
         total = 0
-        for raw, usage in self.usage.items():
-            key = parse_day_key(raw)
+        for raw, value in self.usage.items():
+            key, usage = parse_day_key(raw), decode_day(value)
             if key.account_id != account_id:
                 continue
             base = key.day * DAY_MS
@@ -68,13 +69,13 @@ class MemoryState:
 
     def write(
         self,
-        days: Iterable[tuple[DayKey, DayUsage]],
+        days: Iterable[tuple[DayKey, bytes]],
         ids: Iterable[bytes],
         expired_before_day: int | None = None,
     ) -> None:
         """Store an outcome's days and ids, then drop whole days before ``expired_before_day``."""
-        for key, usage in days:
-            self.usage[day_key(key)] = usage
+        for key, value in days:
+            self.usage[day_key(key)] = value
         self.ids.update(ids)
         if expired_before_day is not None:
             _, end = day_range(0, expired_before_day)

@@ -380,7 +380,7 @@ class Processor:
         _, end = day_range(0, outcome.expired_before_day)
         waiting = [name for name in owned.outbox.pending if name < end]
         values = dict(self._stored_days(owned.store, waiting))
-        values.update((k, v) for k, v in outcome.days.items() if day_key(k) < end)
+        values.update((k, decode_day(v)) for k, v in outcome.days.items() if day_key(k) < end)
         return values
 
     @staticmethod
@@ -398,22 +398,23 @@ class Processor:
         hot_from = day_range(max(0, state.watermark_ms // DAY_MS - 1), 0)[0]
         chosen = owned.outbox.select(self.settings.outbox_days_per_run, hot_from)
         fresh = {day_key(k): (k, v) for k, v in outcome.days.items()} if outcome else {}
-        days = [fresh[name] for name in chosen if name in fresh]
+        days = [(fresh[name][0], decode_day(fresh[name][1])) for name in chosen if name in fresh]
         days += self._stored_days(owned.store, [name for name in chosen if name not in fresh])
         if days:
             await self._publish(day_records(days, state.partition, self.settings.buckets_topic))
+        if not await self._update_view(days, outcome):
+            return  # they stay in the outbox: published again (idempotent) by the next flush
         batch = owned.store.batch()
         owned.outbox.stage_published(batch, chosen)
         owned.store.write(batch)
         owned.published = owned.outbox.published(state.applied, state.watermark_ms)
-        await self._update_view(owned, days, outcome)
+        # Only now may the view's progress line claim what the flush made visible.
+        await self.writer.write((), self._progress_of([owned]))
 
     async def _update_view(
-        self,
-        owned: _Owned,
-        days: list[tuple[DayKey, DayUsage]],
-        outcome: BatchOutcome | None,
-    ) -> None:
+        self, days: list[tuple[DayKey, DayUsage]], outcome: BatchOutcome | None
+    ) -> bool:
+        """Write days, alerts and counters to the view; False if Redis failed (retried later)."""
         docs: list[tuple[str, str, bytes]] = []
         metrics: Counter[str] = Counter()
         if outcome is not None:
@@ -428,7 +429,7 @@ class Processor:
             for _, rejection in outcome.rejected:
                 metrics[f"dlq:{rejection.reason.value}"] += 1
             metrics["events_rerouted"] += sum(len(items) for items in outcome.rerouted.values())
-        await self.writer.write(_bucket_writes(days), self._progress_of([owned]), metrics, docs)
+        return await self.writer.write(_bucket_writes(days), None, metrics, docs)
 
     def _progress_of(self, owned: Iterable[_Owned]) -> dict[int, Progress]:
         lines = {}

@@ -37,7 +37,6 @@ from core.statecodec import (
     day_key,
     day_range,
     decode_total,
-    encode_day,
     encode_total,
     parse_alert_key,
     parse_counter_key,
@@ -108,8 +107,7 @@ def prepare_commit(
     batch = store.batch()
     changed = list(outcome.days.items())
     names = [day_key(key) for key, _ in changed]
-    for name, stored, (_, usage) in zip(names, store.get_many("days", names), changed, strict=True):
-        value = encode_day(usage)
+    for name, stored, (_, value) in zip(names, store.get_many("days", names), changed, strict=True):
         records.append((Kind.DAY + tag + name, value))
         if stored is not None and stored[:TAG_BYTES] != tag:
             records.append((Kind.DAY + stored[:TAG_BYTES] + name, None))

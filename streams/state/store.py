@@ -41,7 +41,7 @@ from rocksdict import (
 )
 
 from core.buckets import BUCKET_MS
-from core.days import DAY_MS, DayKey, DayUsage
+from core.days import DAY_MS, DayKey
 from core.statecodec import FORMAT_VERSION, TAG_BYTES, day_key, day_range, decode_day
 
 __all__ = ("Fence", "PartitionStore", "StoreBatch", "StoreBudget", "StoreFormatError")
@@ -203,8 +203,9 @@ class PartitionStore:
         self, family: str, begin: bytes = b"", end: bytes | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
         """Every ``(key, value)`` of ``family`` in ``[begin, end)``, in key order."""
+        # Only an upper bound: rocksdict's iterator yields nothing when a lower bound is set
+        # without one (seen with 0.3.29); the seek to ``begin`` is the lower bound.
         options = ReadOptions()
-        options.set_iterate_lower_bound(begin)
         if end is not None:
             options.set_iterate_upper_bound(end)
         items = self._families[family].items(from_key=begin, read_opt=options)
@@ -224,10 +225,10 @@ class PartitionStore:
         """See :class:`core.state.StateReader`."""
         return self.get_many("ids", keys)
 
-    def days(self, keys: Sequence[DayKey]) -> list[DayUsage | None]:
-        """See :class:`core.state.StateReader`."""
+    def day_values(self, keys: Sequence[DayKey]) -> list[bytes | None]:
+        """See :class:`core.state.StateReader` (the stored values without their writer tag)."""
         raws = self.get_many("days", [day_key(key) for key in keys])
-        return [None if raw is None else decode_day(raw[TAG_BYTES:]) for raw in raws]
+        return [None if raw is None else raw[TAG_BYTES:] for raw in raws]
 
     def account_micro(self, account_id: str, start_ms: int, end_ms: int) -> int:
         """See :class:`core.state.StateReader`: one bounded scan per day of the range."""
