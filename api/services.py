@@ -64,7 +64,11 @@ class Services:
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
-        """Connections are opened lazily; nothing here blocks on Kafka or Redis."""
+        """Connections are opened lazily; nothing here blocks on Kafka or Redis.
+
+        Raises :class:`config.settings.AdminTokenError` when the admin token configuration is
+        unsafe for ``settings.api_host``: the API refuses to start.
+        """
         client = aioredis.Redis.from_url(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=2
         )
@@ -73,7 +77,9 @@ class Services:
             redis=client,
             reader=ViewReader(client, settings.partitions),
             contracts=load_contracts(settings.contracts_file),
-            tokens=TokenStore.load(settings.effective_admin_token, settings.tokens_file),
+            tokens=TokenStore.load(
+                settings.admin_token_for(settings.api_host), settings.tokens_file
+            ),
         )
 
     async def producer(self) -> AIOKafkaProducer:
