@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     )
     rebalance_timeout_seconds: float = Field(30.0, ge=1.0)
 
+    # API limits against hostile or runaway clients (docs/security.md lists them all).
+    max_request_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest POST /v1/events body; a longer one is cut off with 413.",
+    )
+
     @property
     def limits(self) -> Limits:
         """Validation limits for the core."""

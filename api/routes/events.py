@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from api.auth import Authenticated
+from api.bodies import read_body
 from api.errors import ApiError
 from api.responses import JSON
 from api.services import Services, services
@@ -22,7 +23,6 @@ __all__ = ("router",)
 
 router = APIRouter()
 
-_MAX_BODY = 4 * 1024 * 1024
 _RECORD_BYTES = 512 * 1024
 
 
@@ -90,10 +90,8 @@ async def post_events(
     request: Request, principal: Authenticated, svc: Annotated[Services, Depends(services)]
 ) -> JSON:
     """Accept valid events (each judged on its own); 202 once Kafka has them."""
-    body = await request.body()
-    if len(body) > _MAX_BODY:
-        raise ApiError(413, "body_too_large", f"request body is over {_MAX_BODY} bytes")
-    decoded = decode_body(body, _MAX_BODY)
+    limit = svc.settings.max_request_bytes
+    decoded = decode_body(await read_body(request, limit), limit)
     if isinstance(decoded, Rejection):
         raise ApiError(400, decoded.reason.value, decoded.detail)
     limits = svc.settings.limits
