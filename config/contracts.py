@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,7 +24,7 @@ from pydantic import (
 
 from core.billing import Explicit, Monthly, Terms
 from core.events import ID_PATTERN
-from core.localtime import parse_tz
+from core.localtime import FIRST_YEAR, LAST_YEAR, parse_tz
 from core.money import CreditsError, micro_from_decimal
 
 __all__ = (
@@ -71,13 +72,24 @@ class Plan(BaseModel):
     upgrade_url: str = "mailto:sales@creditflow.dev"
 
 
+def _supported(day: date) -> date:
+    # Local calendars are exact only from 1980 (core.localtime); a period before that could
+    # not be billed.
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise ValueError(f"period dates must be in the years {FIRST_YEAR} to {LAST_YEAR}")
+    return day
+
+
+SupportedDate = Annotated[date, AfterValidator(_supported)]
+
+
 class MonthlyPeriod(BaseModel):
     """Monthly periods starting on the anchor's day of month (clamped to short months)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["monthly"] = "monthly"
-    anchor: date
+    anchor: SupportedDate
 
 
 class ExplicitPeriod(BaseModel):
@@ -86,8 +98,8 @@ class ExplicitPeriod(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["explicit"] = "explicit"
-    start: date
-    end: date
+    start: SupportedDate
+    end: SupportedDate
 
     @model_validator(mode="after")
     def _ordered(self) -> ExplicitPeriod:
