@@ -90,6 +90,18 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest POST /v1/events body; a longer one is cut off with 413.",
     )
+    sse_streams_per_token: int = Field(
+        4, ge=1, description="Open usage streams (SSE) per token and API process; then 429."
+    )
+    sse_streams_total: int = Field(
+        200, ge=1, description="Open usage streams (SSE) per API process, all tokens; then 429."
+    )
+    sse_max_points: int = Field(
+        2000, ge=1, description="Most series windows a usage stream may ask for (recomputed live)."
+    )
+    answer_cache_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="Rendered usage answers kept per API process."
+    )
 
     @property
     def limits(self) -> Limits:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Annotated, Any
 
@@ -22,6 +23,8 @@ from models.events import CallEvent
 __all__ = ("router",)
 
 router = APIRouter()
+
+logger = logging.getLogger(__name__)
 
 _RECORD_BYTES = 512 * 1024
 
@@ -127,10 +130,11 @@ async def _publish(svc: Services, records: list[tuple[str, bytes]]) -> None:
         ]
         await asyncio.gather(*futures)
     except KafkaError as error:
+        logger.warning("events could not be stored in Kafka: %s", error)
         raise ApiError(
             503,
             "kafka_unavailable",
-            f"events could not be stored ({error}); retry the request: "
+            "Kafka is unreachable: events could not be stored; retry the request: "
             "events already stored are deduplicated by event_id",
             {"Retry-After": "1"},
         ) from None
