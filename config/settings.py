@@ -6,7 +6,7 @@ import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.partition import Limits
@@ -102,6 +102,25 @@ class Settings(BaseSettings):
     answer_cache_bytes: int = Field(
         64 * 1024 * 1024, ge=0, description="Rendered usage answers kept per API process."
     )
+    webhook_allowed_networks: str = Field(
+        "",
+        description="Comma-separated CIDRs webhooks may reach although not public "
+        "(e.g. 127.0.0.0/8 for a local receiver); public addresses are always allowed.",
+    )
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip())  # ValueError names the bad network
+        return value
+
+    @property
+    def webhook_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """:attr:`webhook_allowed_networks`, parsed."""
+        parts = self.webhook_allowed_networks.split(",")
+        return tuple(ipaddress.ip_network(part.strip()) for part in parts if part.strip())
 
     @property
     def limits(self) -> Limits:

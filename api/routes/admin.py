@@ -22,6 +22,7 @@ from api.routes.usage import check_account
 from api.services import Services, services
 from config.contracts import Contract
 from streams.accounts import Endpoint, Webhooks, contract_key, publish_config, webhooks_key
+from streams.targets import TargetPolicy
 
 __all__ = ("router",)
 
@@ -125,7 +126,12 @@ async def put_webhooks(
     principal: Authenticated,
     svc: Annotated[Services, Depends(services)],
 ) -> JSON:
-    """Set the endpoints; a missing secret is generated and returned once, here."""
+    """Set the endpoints; a missing secret is generated and returned once, here.
+
+    An endpoint whose host is (or resolves only to) a private, loopback or link-local address
+    is refused unless ``CREDITFLOW_WEBHOOK_ALLOWED_NETWORKS`` allows it; deliveries check the
+    addresses again when they connect.
+    """
     _admin(account, principal)
     body = await _object_body(request)
     accounts = await svc.accounts()
@@ -139,6 +145,11 @@ async def put_webhooks(
         hooks = Webhooks(endpoints=endpoints)
     except (ValidationError, TypeError) as error:
         raise ApiError(400, "invalid_webhooks", str(error)) from None
+    policy = TargetPolicy(svc.settings.webhook_networks)
+    for endpoint in endpoints:
+        refusal = await policy.resolved_refusal(endpoint.url)
+        if refusal is not None:
+            raise ApiError(400, "invalid_webhooks", f"endpoint {endpoint.id}: {refusal}")
     await publish_config(svc.settings, [(webhooks_key(account), hooks.model_dump_json().encode())])
     await accounts.wait_until(lambda: accounts.webhooks.get(account) == hooks)
     return JSON({"account_id": account, **hooks.model_dump(mode="json")})

@@ -122,3 +122,29 @@ async def test_finding_12_healthz_says_what_is_down_without_internal_addresses(
     assert response.json() == {"status": "unavailable", "redis": "unreachable"}
     assert str(port) not in response.text
     assert str(port) in caplog.text, "the driver's error belongs in the log"
+
+
+def test_finding_11_read_tokens_do_not_see_webhook_urls_or_errors() -> None:
+    from api.auth import Principal
+    from api.routes.billing import visible_alerts
+
+    delivery = {
+        "endpoint_id": "main",
+        "url": "https://hooks.example.com/x?key=secret",
+        "state": "pending",
+        "attempts": 2,
+        "last_status": None,
+        "last_error": "ClientConnectorError: Cannot connect to host 10.0.0.5:6379",
+        "history": [{"at": "2026-11-27T05:13:34Z", "status": None, "error": "refused"}],
+    }
+    alerts = [{"alert_id": "acme:2026-11-01:80", "deliveries": [delivery]}]
+    reader = Principal("reader", frozenset({"read:acme"}))
+    shown = visible_alerts(alerts, reader)
+    text = orjson.dumps(shown).decode()
+    assert "secret" not in text and "10.0.0.5" not in text and "refused" not in text
+    assert shown[0]["deliveries"][0]["state"] == "pending"
+    assert shown[0]["deliveries"][0]["attempts"] == 2
+    assert shown[0]["deliveries"][0]["history"] == [{"at": "2026-11-27T05:13:34Z", "status": None}]
+    admin = Principal("admin", frozenset({"admin"}))
+    assert visible_alerts(alerts, admin) == alerts
+    assert alerts[0]["deliveries"][0]["url"].endswith("key=secret")  # not modified in place
