@@ -97,6 +97,7 @@ async def run_latency(
     """Run the load with both kinds of probes; return summaries and the freshness series."""
     alerting = [f"alert-{i:03d}" for i in range(alert_accounts)]
     namespace.extra["CREDITFLOW_CONTRACTS_FILE"] = _contracts(alerting)
+    namespace.extra["CREDITFLOW_WEBHOOK_ALLOWED_NETWORKS"] = "127.0.0.0/8"  # the local receiver
     settings = namespace.settings()
     await ensure_topics(settings)
     receiver = _Receiver()

@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import socket
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.partition import Limits
 
-__all__ = ("DEV_ADMIN_TOKEN", "Settings", "get_settings")
+__all__ = ("DEV_ADMIN_TOKEN", "AdminTokenError", "Settings", "get_settings", "is_loopback")
 
 CONFIG_DIR = Path(__file__).resolve().parent
 
 DEV_ADMIN_TOKEN = "cf-dev-admin-token"  # noqa: S105 (documented dev default, printed at start)
 """Admin token of the dev stack when ``CREDITFLOW_ADMIN_TOKEN`` is unset (printed at start)."""
+
+
+class AdminTokenError(ValueError):
+    """The API must not start with this admin token configuration (the message says why)."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether an API bound to ``host`` is reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 class Settings(BaseSettings):
@@ -97,6 +112,44 @@ class Settings(BaseSettings):
     )
     rebalance_timeout_seconds: float = Field(30.0, ge=1.0)
 
+    # API limits against hostile or runaway clients (docs/security.md lists them all).
+    max_request_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest POST /v1/events body; a longer one is cut off with 413.",
+    )
+    sse_streams_per_token: int = Field(
+        4, ge=1, description="Open usage streams (SSE) per token and API process; then 429."
+    )
+    sse_streams_total: int = Field(
+        200, ge=1, description="Open usage streams (SSE) per API process, all tokens; then 429."
+    )
+    sse_max_points: int = Field(
+        2000, ge=1, description="Most series windows a usage stream may ask for (recomputed live)."
+    )
+    answer_cache_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="Rendered usage answers kept per API process."
+    )
+    webhook_allowed_networks: str = Field(
+        "",
+        description="Comma-separated CIDRs webhooks may reach although not public "
+        "(e.g. 127.0.0.0/8 for a local receiver); public addresses are always allowed.",
+    )
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip())  # ValueError names the bad network
+        return value
+
+    @property
+    def webhook_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """:attr:`webhook_allowed_networks`, parsed."""
+        parts = self.webhook_allowed_networks.split(",")
+        return tuple(ipaddress.ip_network(part.strip()) for part in parts if part.strip())
+
     @property
     def limits(self) -> Limits:
         """Validation limits for the core."""
@@ -121,10 +174,39 @@ class Settings(BaseSettings):
 
     @property
     def effective_admin_token(self) -> str:
-        """The admin token, or the documented dev default when none is configured."""
+        """The token a local client (``creditflow top``) presents: the configured or dev one."""
         if self.admin_token is None:
             return DEV_ADMIN_TOKEN
         return self.admin_token.get_secret_value()
+
+    def admin_token_for(self, host: str) -> str:
+        """The admin token an API bound to ``host`` accepts; :class:`AdminTokenError` if none.
+
+        The dev default is public, so it is only ever used on loopback: anything else (the
+        Docker image binds 0.0.0.0) must be given a token. An empty or blank token would make
+        ``Authorization: Bearer `` an admin credential, so it is refused everywhere.
+        """
+        if self.admin_token is None:
+            if is_loopback(host):
+                return DEV_ADMIN_TOKEN
+            raise AdminTokenError(
+                f"CREDITFLOW_ADMIN_TOKEN is unset and the API binds {host!r}, which is not "
+                "loopback; the dev token is public, so set CREDITFLOW_ADMIN_TOKEN to a long "
+                "random secret (e.g. `openssl rand -hex 32`)"
+            )
+        token = self.admin_token.get_secret_value()
+        if not token.strip():
+            raise AdminTokenError("CREDITFLOW_ADMIN_TOKEN is empty; set it to a secret or unset it")
+        if not (token.isascii() and token.isprintable() and " " not in token):
+            raise AdminTokenError(
+                "CREDITFLOW_ADMIN_TOKEN must be visible ASCII without spaces (a bearer token)"
+            )
+        if token == DEV_ADMIN_TOKEN and not is_loopback(host):
+            raise AdminTokenError(
+                f"CREDITFLOW_ADMIN_TOKEN is the public dev token and the API binds {host!r}; "
+                "set it to a long random secret"
+            )
+        return token
 
 
 @lru_cache(maxsize=1)

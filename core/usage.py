@@ -14,11 +14,12 @@ from typing import Any, Literal, cast, get_args
 from zoneinfo import ZoneInfo
 
 from core.buckets import is_aligned
-from core.localtime import Window, boundaries, iso_local, parse_bound, parse_tz
+from core.localtime import Window, boundaries, iso_local, parse_bound, parse_tz, quoted
 from core.money import format_micro
 
 __all__ = (
     "MAX_SERIES_POINTS",
+    "SHORTEST_WINDOW_MS",
     "AppSeries",
     "GroupBy",
     "QueryError",
@@ -60,8 +61,12 @@ def parse_usage_query(
     window: str | None,
     group_by: str | None,
     default_tz: str,
+    max_points: int = MAX_SERIES_POINTS,
 ) -> UsageQuery:
-    """Check and normalise the query string of ``GET /v1/accounts/{account}/usage``."""
+    """Check and normalise the query string of ``GET /v1/accounts/{account}/usage``.
+
+    ``max_points`` bounds the windows of the series (a live stream allows fewer).
+    """
     try:
         tz = parse_tz(tz_name or default_tz)
     except ValueError as error:
@@ -69,10 +74,10 @@ def parse_usage_query(
     if window is None:
         window = "none"
     if window not in get_args(Window):
-        raise QueryError(f"window must be one of none, hour, day, month; got {window!r}")
+        raise QueryError(f"window must be one of none, hour, day, month; got {quoted(window)}")
     group_by = group_by or "app"
     if group_by not in get_args(GroupBy):
-        raise QueryError(f"group_by must be app or none; got {group_by!r}")
+        raise QueryError(f"group_by must be app or none; got {quoted(group_by)}")
     if not start or not end:
         raise QueryError("from and to are required (RFC 3339 instants or YYYY-MM-DD dates)")
     start_ms = _bound("from", start, tz)
@@ -82,16 +87,14 @@ def parse_usage_query(
     query = UsageQuery(
         account_id, start_ms, end_ms, tz, cast(Window, window), cast(GroupBy, group_by)
     )
-    shortest = _SHORTEST_WINDOW_MS.get(window)
-    if shortest and (end_ms - start_ms) // shortest > MAX_SERIES_POINTS:
-        raise QueryError(
-            f"too many {window} windows; at most {MAX_SERIES_POINTS} points per answer"
-        )
+    shortest = SHORTEST_WINDOW_MS.get(window)
+    if shortest and (end_ms - start_ms) // shortest > max_points:
+        raise QueryError(f"too many {window} windows; at most {max_points} points per answer")
     return query
 
 
 # The shortest a window can be (DST and month lengths), to bound the points of an answer.
-_SHORTEST_WINDOW_MS = {"hour": 3_600_000, "day": 23 * 3_600_000, "month": 28 * 86_400_000}
+SHORTEST_WINDOW_MS = {"hour": 3_600_000, "day": 23 * 3_600_000, "month": 28 * 86_400_000}
 
 
 def _bound(name: str, text: str, tz: ZoneInfo) -> int:
@@ -101,7 +104,8 @@ def _bound(name: str, text: str, tz: ZoneInfo) -> int:
         raise QueryError(f"{name}: {error}") from None
     if not is_aligned(instant):
         raise QueryError(
-            f"{name}: {text!r} must fall on a 15-minute boundary (:00, :15, :30 or :45, no seconds)"
+            f"{name}: {quoted(text)} must fall on a 15-minute boundary "
+            "(:00, :15, :30 or :45, no seconds)"
         )
     return instant
 

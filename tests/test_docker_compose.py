@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from cli.main import _parser
-from config.settings import DEV_ADMIN_TOKEN, Settings
+from config.settings import AdminTokenError, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -40,14 +40,20 @@ STACK_LOCATION_KEYS = {
 }
 
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?])?(?P<default>[^}]*)\}")
+# What a user must export before `docker compose up` (variables written ${NAME:?message}).
+REQUIRED = {"CREDITFLOW_ADMIN_TOKEN": "a-long-random-compose-admin-secret"}
 
 
 # ------------------------------------------------------------------------------------ helpers
-def _interpolate(value: object) -> str:
-    """A compose value as Compose resolves it with none of its variables set."""
+def _interpolate(value: object, given: dict[str, str] = REQUIRED) -> str:
+    """A compose value as Compose resolves it with only the ``given`` variables set."""
     text = str(value).lower() if isinstance(value, bool) else str(value)
 
     def default(match: re.Match[str]) -> str:
+        if match["op"] in (":?", "?"):
+            if match["name"] not in given:
+                raise AssertionError(f"compose refuses to start: {match['default']}")
+            return given[match["name"]]
         assert match["op"] in (":-", "-"), f"{match[0]!r} has no default value"
         return match["default"]
 
@@ -391,14 +397,17 @@ def test_api_command_and_port(services: dict[str, dict[str, Any]]) -> None:
     assert published[api_port][1] == api_port
 
 
-def test_api_admin_token_defaults_to_the_dev_token(
+def test_finding_06_compose_api_needs_an_admin_token(
     services: dict[str, dict[str, Any]], clean_env: pytest.MonkeyPatch
 ) -> None:
+    """The API binds 0.0.0.0 in its container: no fallback to the public dev token there."""
     raw = _raw_env(services["api"])["CREDITFLOW_ADMIN_TOKEN"]
-    assert _variables(raw) == {"CREDITFLOW_ADMIN_TOKEN"}, "the token must be overridable"
-    assert _interpolate(raw) == DEV_ADMIN_TOKEN
+    assert _variables(raw) == {"CREDITFLOW_ADMIN_TOKEN"}, "the token must come from the user"
+    with pytest.raises(AssertionError, match="CREDITFLOW_ADMIN_TOKEN"):
+        _interpolate(raw, given={})
     settings = _settings_for(services["api"], clean_env)
-    assert settings.effective_admin_token == DEV_ADMIN_TOKEN
+    host = _cli(_argv(services["api"]["command"])).host
+    assert settings.admin_token_for(host) == REQUIRED["CREDITFLOW_ADMIN_TOKEN"]
     assert "CREDITFLOW_ADMIN_TOKEN" not in _raw_env(services["worker"])
 
 
@@ -440,6 +449,16 @@ def test_dockerfile_runs_as_non_root_and_serves_the_api() -> None:
     args = _cli(argv)
     assert args.command == "api"
     assert args.host == "0.0.0.0"  # inside the container
+
+
+def test_finding_06_image_refuses_to_start_without_an_admin_token(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    """DESIGN.md section 5: the Docker image has no admin token unless it is given one."""
+    commands = [rest for keyword, rest in _dockerfile_instructions() if keyword == "CMD"]
+    host = _cli(json.loads(commands[-1])).host
+    with pytest.raises(AdminTokenError, match="CREDITFLOW_ADMIN_TOKEN"):
+        Settings().admin_token_for(host)
 
 
 def test_dockerignore_keeps_local_state_out() -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from redis.exceptions import RedisError
 
-from api.auth import Authenticated
+from api.auth import Authenticated, Principal
 from api.errors import ApiError
 from api.responses import JSON
 from api.routes.usage import check_account, freshness_fields, read_account
@@ -16,9 +16,34 @@ from api.services import Services, services
 from core.billing import Period, bill, period_at, previous_period
 from core.localtime import iso_local, parse_bound
 
-__all__ = ("router",)
+__all__ = ("router", "visible_alerts")
 
 router = APIRouter()
+
+# What a delivery status shows a non-admin token: whether and when the alert was delivered.
+# The endpoint URL (which may carry a secret) and connection errors (a port-scan oracle) are
+# for the admin, who configures the endpoints.
+_ADMIN_ONLY_DELIVERY_FIELDS = ("url", "last_error")
+
+
+def visible_alerts(alerts: list[dict[str, Any]], principal: Principal) -> list[dict[str, Any]]:
+    """The alerts with their delivery statuses as ``principal`` may see them."""
+    if principal.is_admin:
+        return alerts
+    shown = []
+    for alert in alerts:
+        deliveries = [
+            {
+                **{k: v for k, v in delivery.items() if k not in _ADMIN_ONLY_DELIVERY_FIELDS},
+                "history": [
+                    {k: v for k, v in attempt.items() if k != "error"}
+                    for attempt in delivery.get("history") or []
+                ],
+            }
+            for delivery in alert.get("deliveries") or []
+        ]
+        shown.append({**alert, "deliveries": deliveries})
+    return shown
 
 
 def _period_body(period: Period, tz_name: str, tz: Any) -> dict[str, Any]:
@@ -68,7 +93,7 @@ async def get_billing(
     try:
         alerts = [
             alert
-            for alert in await svc.reader.alerts(account)
+            for alert in visible_alerts(await svc.reader.alerts(account), principal)
             if alert["period"]["start"] == chosen.start_date.isoformat()
         ]
     except RedisError:
@@ -101,10 +126,13 @@ async def get_billing(
 async def get_alerts(
     account: str, principal: Authenticated, svc: Annotated[Services, Depends(services)]
 ) -> JSON:
-    """Every fired alert (newest first) and, per endpoint, its delivery log."""
+    """Every fired alert (newest first) and, per endpoint, its delivery log.
+
+    The endpoint URL and connection errors are shown to the admin token only.
+    """
     check_account(account, principal)
     try:
         alerts = await svc.reader.alerts(account)
     except RedisError:
         raise ApiError(503, "view_unavailable", "Redis is unreachable") from None
-    return JSON({"account_id": account, "alerts": alerts})
+    return JSON({"account_id": account, "alerts": visible_alerts(alerts, principal)})

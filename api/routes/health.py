@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Annotated
 
@@ -19,6 +20,8 @@ __all__ = ("router",)
 
 router = APIRouter()
 
+logger = logging.getLogger(__name__)
+
 
 async def _progress(svc: Services) -> dict[int, Progress]:
     lines = await svc.redis.hgetall(PROGRESS)
@@ -30,13 +33,15 @@ async def healthz(svc: Annotated[Services, Depends(services)]) -> JSON:
     """200 when the API can answer (Redis up, view complete); 503 otherwise, with the reason.
 
     ``status`` is ``degraded`` while some input partition has no worker reporting progress:
-    answers are served, but their ``as_of`` is unknown.
+    answers are served, but their ``as_of`` is unknown. Unauthenticated, so it says what is
+    down and nothing more: the driver's error (addresses, hosts) goes to the log.
     """
     try:
         ready = bool(await svc.redis.exists(EPOCH))
         progress = await _progress(svc)
     except RedisError as error:
-        return JSON({"status": "unavailable", "redis": str(error)}, status_code=503)
+        logger.warning("healthz: Redis is unreachable: %s", error)
+        return JSON({"status": "unavailable", "redis": "unreachable"}, status_code=503)
     fresh = freshness(progress, svc.settings.partitions)
     body = {
         "status": "rebuilding" if not ready else "ok" if fresh.as_of_ms else "degraded",

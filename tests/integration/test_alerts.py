@@ -59,7 +59,14 @@ class Stack:
 async def stack_with_hooks() -> AsyncIterator[Stack]:
     today = datetime.now(UTC).date()
     anchor = _anchor(today)
-    namespace = new_env("alerts", extra={"CREDITFLOW_SESSION_TIMEOUT_SECONDS": "6"})
+    namespace = new_env(
+        "alerts",
+        extra={
+            "CREDITFLOW_SESSION_TIMEOUT_SECONDS": "6",
+            # The receiver listens on loopback, which webhooks may not reach by default.
+            "CREDITFLOW_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+        },
+    )
     tag = namespace.name[-8:]
     accounts = {
         f"{name}-{tag}": {
