@@ -2,27 +2,29 @@
 
 import json
 
+from core.days import Bucket, DayKey, DayUsage
 from core.events import Reason, Rejection
-from core.partition import BatchOutcome, BucketValue, SourceRecord
-from streams.records import MAX_DLQ_ORIGINAL_BYTES, bucket_records, dlq_record
+from core.partition import SourceRecord
+from streams.records import MAX_DLQ_ORIGINAL_BYTES, day_records, dlq_record
 
 SOURCE = SourceRecord(3, 41, 1_795_000_000_000, b"acme", b"{}")
 
 
-def test_bucket_records_are_absolute_values_keyed_by_account_app_and_start() -> None:
-    outcome = BatchOutcome(first_offset=-1, last_offset=41)
-    outcome.changed[("acme", "bot", 1_795_000_500_000)] = BucketValue(3, 12_500_000, 41)
-    (record,) = bucket_records(outcome, 3, "buckets")
-    assert record.key == b"acme|bot|2026-11-18T11:15:00Z"
+def test_day_records_are_absolute_values_keyed_by_account_app_and_day() -> None:
+    day = DayKey("acme", "bot", 1_795_000_500_000 // 86_400_000)
+    usage = DayUsage(41, {45: Bucket(3, 12_500_000), 2: Bucket(1, 0)})
+    (record,) = day_records([(day, usage)], 3, "buckets")
+    assert (record.topic, record.key) == ("buckets", b"acme|bot|2026-11-18")
     body = json.loads(record.value or b"")
     assert body == {
+        "format": 2,
         "account_id": "acme",
         "app_id": "bot",
-        "bucket_start": "2026-11-18T11:15:00Z",
-        "bucket_end": "2026-11-18T11:30:00Z",
-        "calls": 3,
-        "credits": "12.5",
+        "day": "2026-11-18",
         "version": 41,
+        "calls": 4,
+        "credits": "12.5",
+        "slots": [[2, 1, "0"], [45, 3, "12.5"]],
         "source_partition": 3,
     }
 
