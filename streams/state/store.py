@@ -190,9 +190,12 @@ class PartitionStore:
     def scan(
         self, family: str, begin: bytes = b"", end: bytes | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
-        """Every ``(key, value)`` of ``family`` in ``[begin, end)``, in key order."""
+        """Every ``(key, value)`` of ``family`` in ``[begin, end)``, in key order.
+
+        ``from_key`` is the lower bound: rocksdict 0.3's ``set_iterate_lower_bound`` sets the
+        *upper* bound, which emptied every scan without an end.
+        """
         options = ReadOptions()
-        options.set_iterate_lower_bound(begin)
         if end is not None:
             options.set_iterate_upper_bound(end)
         items = self._families[family].items(from_key=begin, read_opt=options)

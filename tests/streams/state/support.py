@@ -1,0 +1,139 @@
+"""A broker-free shell around the real partition store: RocksDB on disk, the state log in memory.
+
+:class:`StateLog` stands for one partition of the compacted ``creditflow.state.v1`` topic
+(offsets, keys, values; :meth:`StateLog.compacted` is what log compaction leaves).
+:class:`Worker` plays :class:`streams.processor.Processor` for one partition without Kafka:
+open (catch up from the log past the store's checkpoint), apply a run, publish its state-log
+records, write the local batch; or crash anywhere in between.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.ledger import PeriodLedger, TermsLookup
+from core.partition import BatchOutcome, Limits, PartitionState, SourceRecord
+from streams.state.changelog import Commit, StateRecord, load_ledger, new_tag, prepare_commit
+from streams.state.restore import Restorer
+from streams.state.store import PartitionStore, StoreBudget
+from tests.core.support import local_only
+
+FAMILIES = ("ids", "days", "ledger", "outbox", "meta")
+LogRecord = tuple[int, bytes, bytes | None]
+
+
+def budget() -> StoreBudget:
+    """A small memory budget (what a test needs; 7 MiB of cache to recognise it in LOG)."""
+    return StoreBudget(7 * 2**20, 4 * 2**20)
+
+
+@dataclass
+class StateLog:
+    """One partition of the state-log topic: records with their offsets, in order."""
+
+    records: list[LogRecord] = field(default_factory=list)
+    next_offset: int = 0
+
+    def append(self, records: Iterable[StateRecord]) -> list[int]:
+        """Publish records; return their offsets."""
+        offsets = []
+        for key, value in records:
+            self.records.append((self.next_offset, key, value))
+            offsets.append(self.next_offset)
+            self.next_offset += 1
+        return offsets
+
+    def after(self, offset: int) -> list[LogRecord]:
+        """Records past ``offset`` (what a catch-up from that checkpoint reads)."""
+        return [record for record in self.records if record[0] > offset]
+
+    def compacted(self) -> StateLog:
+        """What compaction leaves: the latest record of each key, offsets kept, tombstones gone."""
+        latest: dict[bytes, LogRecord] = {}
+        for record in self.records:
+            latest[record[1]] = record
+        kept = sorted(r for r in latest.values() if r[2] is not None)
+        return StateLog(kept, self.next_offset)
+
+    def live_keys(self) -> dict[bytes, bytes]:
+        """Every key whose latest value is not a tombstone, with that value."""
+        return {key: value for _, key, value in self.compacted().records if value is not None}
+
+
+def dump(store: PartitionStore) -> dict[str, dict[bytes, bytes]]:
+    """Every column family's content."""
+    return {family: dict(store.scan(family)) for family in FAMILIES}
+
+
+def restore(path: Path, log: StateLog | Sequence[LogRecord]) -> PartitionStore:
+    """A store rebuilt at ``path`` from state-log records (a full restore)."""
+    store = PartitionStore.open(path, budget())
+    restorer = Restorer(store)
+    restorer.feed(log.records if isinstance(log, StateLog) else log)
+    restorer.finish()
+    return store
+
+
+class Worker:
+    """One incarnation of a partition's owner: its store, its state, its writer tag."""
+
+    def __init__(
+        self,
+        path: Path,
+        log: StateLog,
+        limits: Limits,
+        *,
+        partition: int = 0,
+        terms_for: TermsLookup | None = None,
+        tag: bytes | None = None,
+    ) -> None:
+        self.log = log
+        self.terms_for = terms_for
+        self.store = PartitionStore.open(path, budget())
+        self.restorer = Restorer(self.store)
+        self.restorer.feed(log.after(self.restorer.log_offset))
+        fence = self.restorer.finish()
+        ledger = PeriodLedger()
+        ledger.restore(*load_ledger(self.store))
+        self.state = PartitionState(
+            partition, limits, fence.applied, fence.watermark_ms, fence.first_day, ledger
+        )
+        self.tag = tag or new_tag()
+        self.retire = self.restorer.other_writers()
+        self.outcomes: list[BatchOutcome] = []
+
+    def prepare(self, records: Sequence[SourceRecord]) -> tuple[BatchOutcome, Commit | None]:
+        """Step 1 and the records of step 3: apply a run and prepare its commit."""
+        outcome = self.state.apply(records, self.store, local_only, self.terms_for)
+        self.outcomes.append(outcome)
+        if not outcome.applied_anything:
+            return outcome, None
+        return outcome, prepare_commit(self.store, self.state, outcome, self.tag, self.retire)
+
+    def run(self, records: Sequence[SourceRecord]) -> BatchOutcome:
+        """Apply a run and commit it whole: state log first, then the local batch."""
+        outcome, commit = self.prepare(records)
+        if commit is not None:
+            self.commit(commit)
+        return outcome
+
+    def commit(self, commit: Commit) -> None:
+        """Steps 3 and 4: publish every state-log record, then write the local batch."""
+        offsets = self.log.append(commit.records)
+        commit.finish(max(offsets))
+        self.store.write(commit.batch)
+        self.retire = set()
+
+    def crash(self, records: Sequence[SourceRecord], published: int) -> Commit | None:
+        """Apply a run, publish only the first ``published`` of its records, die (no batch)."""
+        _, commit = self.prepare(records)
+        if commit is not None:
+            self.log.append(commit.records[:published])
+        self.close()
+        return commit
+
+    def close(self) -> None:
+        """Release the store."""
+        self.store.close()
