@@ -106,7 +106,10 @@ def prepare_commit(
     """
     records: list[StateRecord] = []
     batch = store.batch()
-    changed = list(outcome.days.items())
+    # A day that expires with this very commit is neither logged nor stored (the shell has
+    # published its value already): a key of it written now would outlive its tombstones.
+    live_from = -1 if outcome.expired_before_day is None else outcome.expired_before_day
+    changed = [(key, usage) for key, usage in outcome.days.items() if key.day >= live_from]
     names = [day_key(key) for key, _ in changed]
     for name, stored, (_, usage) in zip(names, store.get_many("days", names), changed, strict=True):
         value = encode_day(usage)
@@ -128,6 +131,8 @@ def prepare_commit(
         batch.put("ledger", name, _encode(end))
     ids = 0
     for day, day_ids in sorted(outcome.new_ids.items()):
+        if day < live_from:
+            continue
         counter = counter_key(day, tag)
         stored = store.get("meta", counter)
         seq = 0 if stored is None else _int.decode(stored)

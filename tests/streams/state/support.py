@@ -13,15 +13,37 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.billing import Terms
 from core.ledger import PeriodLedger, TermsLookup
 from core.partition import BatchOutcome, Limits, PartitionState, SourceRecord
 from streams.state.changelog import Commit, StateRecord, load_ledger, new_tag, prepare_commit
 from streams.state.restore import Restorer
 from streams.state.store import PartitionStore, StoreBudget
-from tests.core.support import local_only
+from tests.core.support import HOUR, MINUTE, T0, ev, local_only, rec
 
 FAMILIES = ("ids", "days", "ledger", "outbox", "meta")
 LogRecord = tuple[int, bytes, bytes | None]
+
+
+def lookup(*known: Terms) -> TermsLookup:
+    """A ``terms_for`` over the given terms; other accounts have no contract."""
+    by_account = {t.account_id: t for t in known}
+    return by_account.get
+
+
+def stream(count: int, start: int = 0, every_ms: int = 3 * HOUR) -> list[SourceRecord]:
+    """Records ``start..start+count-1`` from T0, ``every_ms`` apart: a batch of three events
+    each, over two accounts, two apps and the day before, some of them retries."""
+    out = []
+    for offset in range(start, start + count):
+        now = T0 + offset * every_ms
+        items = [
+            ev(f"e{offset}", now - 5 * MINUTE, app=f"app{offset % 2}", credits="1.5"),
+            ev(f"g{offset}", now - 20 * HOUR, account="globex", credits="0.25", calls=2),
+            ev(f"e{offset - 1}", now - every_ms - 5 * MINUTE, app=f"app{(offset - 1) % 2}"),
+        ]
+        out.append(rec(offset, now, items))
+    return out
 
 
 def budget() -> StoreBudget:
