@@ -176,6 +176,5 @@ def _expire_days(store: PartitionStore, batch: StoreBatch, before_day: int) -> l
     for counter, stored in store.scan("meta", counter_key(0, b""), counter_key(before_day, b"")):
         day, tag = parse_counter_key(counter)
         records += [(segment_key(day, tag, seq), None) for seq in range(_int.decode(stored))]
-        batch.delete("meta", counter)
     store.stage_expiry(batch, before_day)
     return records

@@ -42,7 +42,14 @@ from rocksdict import (
 
 from core.buckets import BUCKET_MS
 from core.days import DAY_MS, DayKey, DayUsage
-from core.statecodec import FORMAT_VERSION, TAG_BYTES, day_key, day_range, decode_day
+from core.statecodec import (
+    FORMAT_VERSION,
+    TAG_BYTES,
+    counter_key,
+    day_key,
+    day_range,
+    decode_day,
+)
 
 __all__ = ("Fence", "PartitionStore", "StoreBatch", "StoreBudget", "StoreFormatError")
 
@@ -251,10 +258,11 @@ class PartitionStore:
 
     @staticmethod
     def stage_expiry(batch: StoreBatch, before_day: int) -> None:
-        """Stage dropping every id, day and outbox entry of days before ``before_day``."""
+        """Stage dropping the ids, days, outbox entries and segment counters before a day."""
         begin, end = day_range(0, before_day)
         for family in ("ids", "days", "outbox"):
             batch.delete_range(family, begin, end)
+        batch.delete_range("meta", counter_key(0, b""), counter_key(before_day, b""))
 
     def compact_expired(self, before_day: int) -> None:
         """Reclaim the disk of dropped days now (range deletes free space only on compaction)."""
