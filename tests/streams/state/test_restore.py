@@ -14,16 +14,17 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from core.billing import Monthly
+from core.billing import Monthly, Terms
 from core.days import DAY_MS
 from core.ledger import PeriodKey
-from core.partition import Limits
+from core.money import MICRO
+from core.partition import Limits, SourceRecord
 from core.statecodec import TAG_BYTES, Kind, counter_key, day_of_key, parse_counter_key
 from streams.state import restore as restore_module
-from streams.state.changelog import load_ledger
+from streams.state.changelog import StateRecord, load_ledger
 from streams.state.restore import Restorer
 from streams.state.store import Fence, PartitionStore
-from tests.core.support import DAY, T0, at, terms
+from tests.core.support import DAY, MINUTE, T0, at, ev, rec, terms
 from tests.streams.state.support import StateLog, Worker, budget, dump, lookup, restore, stream
 
 LIMITS = Limits(late_horizon_ms=DAY)
@@ -259,3 +260,54 @@ def test_progress_lines_say_ids_rate_share_and_eta(tmp_path: Path) -> None:
     restorer.finish()
     store.close()
     worker.close()
+
+
+# ------------------------------------------------------------------ a crash in the middle of a commit
+
+
+@pytest.mark.parametrize("then", ["reopen", "restore"])
+def test_a_crash_after_any_prefix_of_a_commit_counts_and_fires_exactly_once(
+    tmp_path: Path, then: str
+) -> None:
+    # 2 credits an event, 10 allotted: 50% at e2 (6), 80% at e3 (8), 100% at e4 (10). The
+    # first run (0..3) opens the period total and crosses 50% and 80%; it dies with only
+    # the first ``published`` of its state-log records in Kafka and no local batch.
+    spec = terms(allotment="10", period=Monthly(date(2026, 1, 1)))
+    records = [rec(i, T0 + i * MINUTE, ev(f"e{i}", T0 + i * MINUTE, credits="2")) for i in range(8)]
+    expected = {
+        "acme:2026-11-01:50": ("e2", 6 * MICRO),
+        "acme:2026-11-01:80": ("e3", 8 * MICRO),
+        "acme:2026-11-01:100": ("e4", 10 * MICRO),
+    }
+    reference = Worker(tmp_path / "ref", StateLog(), Limits(), terms_for=lookup(spec))
+    reference.run(records)
+    for published in range(len(_crashed_commit(tmp_path / "probe", records[:4], spec)) + 1):
+        log = StateLog()
+        first = Worker(tmp_path / f"a{published}", log, Limits(), terms_for=lookup(spec))
+        crashed, commit = first.prepare(records[:4])
+        assert commit is not None
+        emitted = list(crashed.alerts)  # published before the state log (step 2)
+        log.append(commit.records[:published])
+        first.close()
+        path = tmp_path / (f"a{published}" if then == "reopen" else f"b{published}")
+        second = Worker(path, log, Limits(), terms_for=lookup(spec))
+        for run in (records[:4], records[4:]):
+            emitted += second.run(run).alerts
+        assert {a.alert_id for a in emitted} == set(expected), published
+        for alert in emitted:
+            assert (alert.event_id, alert.used_micro) == expected[alert.alert_id], published
+        assert second.state.ledger.totals == reference.state.ledger.totals, published
+        assert dump(second.store)["days"].values() and {
+            k: v[TAG_BYTES:] for k, v in dump(second.store)["days"].items()
+        } == {k: v[TAG_BYTES:] for k, v in dump(reference.store)["days"].items()}, published
+        second.close()
+    reference.close()
+
+
+def _crashed_commit(path: Path, records: list[SourceRecord], spec: Terms) -> list[StateRecord]:
+    """The state-log records of a first run of ``records``."""
+    worker = Worker(path, StateLog(), Limits(), terms_for=lookup(spec))
+    _, commit = worker.prepare(records)
+    worker.close()
+    assert commit is not None
+    return commit.records
