@@ -9,7 +9,7 @@ records, write the local batch; or crash anywhere in between.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,10 +108,12 @@ class Worker:
         limits: Limits,
         *,
         partition: int = 0,
+        partition_for: Callable[[str], int] = local_only,
         terms_for: TermsLookup | None = None,
         tag: bytes | None = None,
     ) -> None:
         self.log = log
+        self.partition_for = partition_for
         self.terms_for = terms_for
         self.store = PartitionStore.open(path, budget())
         self.restorer = Restorer(self.store)
@@ -128,7 +130,7 @@ class Worker:
 
     def prepare(self, records: Sequence[SourceRecord]) -> tuple[BatchOutcome, Commit | None]:
         """Step 1 and the records of step 3: apply a run and prepare its commit."""
-        outcome = self.state.apply(records, self.store, local_only, self.terms_for)
+        outcome = self.state.apply(records, self.store, self.partition_for, self.terms_for)
         self.outcomes.append(outcome)
         if not outcome.applied_anything:
             return outcome, None
