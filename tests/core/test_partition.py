@@ -66,6 +66,8 @@ def test_events_are_summed_into_fifteen_minute_buckets_of_their_day() -> None:
         rec(1, T0 + 1000, [ev("e2", T0 - 5 * M, credits="0.25"), ev("e3", T0 - 20 * M, app="s")]),
     ]
     out = shell.apply(records)
+    # Changed on purpose (issue 10): a run reports the days it changed, a DayUsage (one
+    # version, buckets by 15-minute slot) per DayKey, not one value per bucket.
     # 23:50 and 23:55 of 2026-11-26 fall in slot 95 [23:45, 24:00); 23:40 in slot 94.
     assert out.days == {
         DayKey("acme", "bot", D26): usage(1, s95=(3, 1_750_000)),
