@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 from core.alerts import AlertKey
 from core.billing import Explicit, Monthly, Terms
@@ -94,6 +95,40 @@ def rec(
     """An input record; ``value`` is bytes or a JSON-able event/batch."""
     raw = value if isinstance(value, bytes) else dumps(value)
     return SourceRecord(partition, offset, timestamp_ms, key, raw)
+
+
+@st.composite
+def event_streams(draw: st.DrawFn, accounts: list[str]) -> list[SourceRecord]:
+    """Records whose events mostly fall in the window of their append time, with retries
+    (an earlier event resent), an id reused on another day, and some rejects."""
+    docs: list[dict[str, Any]] = []
+    records = []
+    clock = 0
+    for offset in range(draw(st.integers(min_value=1, max_value=24))):
+        clock += draw(st.integers(min_value=-10, max_value=70))  # append times may wobble
+        items: list[dict[str, Any]] = []
+        for _ in range(draw(st.integers(min_value=1, max_value=4))):
+            if docs and draw(st.integers(0, 3)) == 0:
+                items.append(draw(st.sampled_from(docs)))  # a retry
+                continue
+            minute = clock + draw(st.integers(min_value=-75, max_value=8))
+            reuse = docs and draw(st.integers(0, 5)) == 0
+            doc = ev(
+                draw(st.sampled_from(docs))["event_id"] if reuse else f"e{len(docs)}",
+                T0 + minute * MINUTE,
+                account=draw(st.sampled_from(accounts)),
+                app=draw(st.sampled_from(["a", "b"])),
+                calls=draw(st.integers(min_value=0, max_value=3)),
+            )
+            micro = draw(st.integers(min_value=0, max_value=5_000_000))
+            doc["credits"] = f"{micro // 1_000_000}.{micro % 1_000_000:06d}"
+            if draw(st.integers(0, 9)) == 0:
+                doc["calls"] = -1  # an invalid event
+            docs.append(doc)
+            items.append(doc)
+        value: Any = items[0] if len(items) == 1 and draw(st.booleans()) else items
+        records.append(rec(offset, T0 + clock * MINUTE, value))
+    return records
 
 
 def local_only(_account: str) -> int:

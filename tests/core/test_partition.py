@@ -22,7 +22,7 @@ from core.events import Event, Reason
 from core.partition import BatchOutcome, Limits, SourceRecord, chunked, time_rejection
 from core.state import MemoryState
 from core.statecodec import day_key, id_key, parse_day_key
-from tests.core.support import DAY, FAST, HOUR, MINUTE, T0, Shell, dumps, ev, rec
+from tests.core.support import DAY, FAST, HOUR, MINUTE, T0, Shell, dumps, ev, event_streams, rec
 
 M = MINUTE
 D27 = T0 // DAY_MS
@@ -517,43 +517,12 @@ def test_apply_is_deterministic() -> None:
 SMALL = Limits(late_horizon_ms=HOUR, future_tolerance_ms=5 * M)
 MODEL_ROUTES = {"acme": 0, "globex": 0, "other": 1}
 
-pool_events = st.lists(
-    st.tuples(
-        st.sampled_from(sorted(MODEL_ROUTES)),
-        st.sampled_from(["a", "b"]),
-        st.integers(min_value=-90, max_value=200),  # occurred, minutes after T0
-        st.integers(min_value=0, max_value=5_000_000),  # micro-credits
-        st.integers(min_value=0, max_value=3),  # calls
-        st.booleans().map(lambda b: b or None),  # None: an invalid event (calls -1)
-    ),
-    min_size=1,
-    max_size=12,
-)
-
 
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[SourceRecord], list[int]]:
-    pool = draw(pool_events)
-    docs = []
-    for n, (account, app, minute, micro, calls, valid) in enumerate(pool):
-        # Two ids per pool entry at most: some events reuse an id on another day.
-        doc = ev(f"e{n // 2}", T0 + minute * M, account=account, app=app, calls=calls)
-        doc["credits"] = f"{micro // 1_000_000}.{micro % 1_000_000:06d}"
-        if valid is None:
-            doc["calls"] = -1
-        docs.append(doc)
-    count = draw(st.integers(min_value=1, max_value=25))
-    records = []
-    clock = 0
-    for offset in range(count):
-        clock += draw(st.integers(min_value=-10, max_value=60))  # append times may wobble
-        picks = draw(st.lists(st.integers(0, len(docs) - 1), min_size=1, max_size=4))
-        value: Any = (
-            docs[picks[0]] if len(picks) == 1 and draw(st.booleans()) else [docs[i] for i in picks]
-        )
-        records.append(rec(offset, T0 + clock * M, value))
-    cuts = draw(st.lists(st.integers(min_value=1, max_value=count), max_size=4))
-    return docs, records, sorted(set(cuts))
+def scenarios(draw: st.DrawFn) -> tuple[list[SourceRecord], list[int]]:
+    records = draw(event_streams(sorted(MODEL_ROUTES)))
+    cuts = draw(st.lists(st.integers(min_value=1, max_value=len(records)), max_size=4))
+    return records, sorted(set(cuts))
 
 
 ModelDays = dict[DayKey, DayUsage]
@@ -635,9 +604,9 @@ def _run(records: list[SourceRecord], cuts: list[int]) -> tuple[Shell, Counter[s
 @FAST
 @given(scenarios())
 def test_apply_matches_a_brute_force_model_in_any_batching(
-    scenario: tuple[list[dict[str, Any]], list[SourceRecord], list[int]],
+    scenario: tuple[list[SourceRecord], list[int]],
 ) -> None:
-    _, records, cuts = scenario
+    records, cuts = scenario
     shell, counts = _run(records, cuts)
     live, expected_counts, ids, watermark = model(records)
     assert stored_days(shell.store) == live

@@ -18,7 +18,6 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -30,7 +29,7 @@ from core.days import DAY_MS, Bucket, DayKey, DayUsage
 from core.ledger import PeriodKey
 from core.partition import Limits, SourceRecord
 from core.statecodec import TAG_BYTES, decode_day, id_key, parse_day_key
-from tests.core.support import FAST, HOUR, MINUTE, T0, ev, rec, terms
+from tests.core.support import FAST, HOUR, MINUTE, T0, event_streams, terms
 from tests.streams.state.support import StateLog, Worker, dump, lookup
 
 M = MINUTE
@@ -96,40 +95,6 @@ def model(records: list[SourceRecord], allotment: int) -> Model:
     return out
 
 
-@st.composite
-def streams(draw: st.DrawFn) -> list[SourceRecord]:
-    """Records whose events mostly fall in the window of their append time, with retries
-    (an earlier event resent), an id reused on another day, and some rejects."""
-    docs: list[dict[str, Any]] = []
-    records = []
-    clock = 0
-    for offset in range(draw(st.integers(min_value=1, max_value=24))):
-        clock += draw(st.integers(min_value=-10, max_value=70))  # append times may wobble
-        items: list[dict[str, Any]] = []
-        for _ in range(draw(st.integers(min_value=1, max_value=4))):
-            if docs and draw(st.integers(0, 3)) == 0:
-                items.append(draw(st.sampled_from(docs)))  # a retry
-                continue
-            minute = clock + draw(st.integers(min_value=-75, max_value=8))
-            reuse = docs and draw(st.integers(0, 5)) == 0
-            doc = ev(
-                draw(st.sampled_from(docs))["event_id"] if reuse else f"e{len(docs)}",
-                T0 + minute * M,
-                account=draw(st.sampled_from(sorted(ROUTES))),
-                app=draw(st.sampled_from(["a", "b"])),
-                calls=draw(st.integers(min_value=0, max_value=3)),
-            )
-            micro = draw(st.integers(min_value=0, max_value=5_000_000))
-            doc["credits"] = f"{micro // 1_000_000}.{micro % 1_000_000:06d}"
-            if draw(st.integers(0, 9)) == 0:
-                doc["calls"] = -1  # an invalid event
-            docs.append(doc)
-            items.append(doc)
-        value: Any = items[0] if len(items) == 1 and draw(st.booleans()) else items
-        records.append(rec(offset, T0 + clock * M, value))
-    return records
-
-
 class View:
     """What the serving view holds: per day, the value of the highest version it was given."""
 
@@ -151,7 +116,7 @@ def stored_days(worker: Worker) -> dict[DayKey, DayUsage]:
 
 
 @FAST
-@given(records=streams(), allotment=st.integers(0, 20 * 10**6), data=st.data())
+@given(records=event_streams(sorted(ROUTES)), allotment=st.integers(0, 20 * 10**6), data=st.data())
 def test_crashes_and_restores_anywhere_count_everything_exactly_once(
     records: list[SourceRecord], allotment: int, data: st.DataObject
 ) -> None:
