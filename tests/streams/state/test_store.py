@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
 import msgspec
@@ -153,8 +154,6 @@ def test_reads_answer_like_the_memory_state(
     ids: set[tuple[int, str, str]],
     probes: list[tuple[str, int]],
 ) -> None:
-    import tempfile
-
     base = (D27 - 2) * DAY_MS
     shifted = {key._replace(day=key.day + D27 - 2): usage for key, usage in days.items()}
     id_keys = [id_key(day + D27 - 2, account, event) for day, account, event in ids]
