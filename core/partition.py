@@ -264,6 +264,8 @@ class _Run:
         self.ids: set[bytes] = set()
         self._prefixes: dict[int, bytes] = {}
         self._terms: dict[str, Terms | None] = {}
+        self.opened: set[PeriodKey] = set()
+        """Periods this run opened from the stored days."""
 
     def judge(self, work: list[tuple[SourceRecord, Event]]) -> None:
         """Dedup and count queued events, in order, with one batched read of ids and days."""
@@ -291,7 +293,8 @@ class _Run:
             ids.append(key)
             accepted += 1
             cell = cells[(event.account_id, event.app_id, day)]
-            if cell.counted < record.offset:
+            in_day = cell.counted >= record.offset
+            if not in_day:
                 slot = occurred % DAY_MS // BUCKET_MS
                 added = cell.added.get(slot)
                 if added is None:
@@ -302,7 +305,7 @@ class _Run:
                 cell.version = record.offset
             terms = self._terms_of(event.account_id)
             if terms is not None:
-                self._count_period(terms, record, event)
+                self._count_period(terms, record, event, in_day)
         out.accepted += accepted
         out.duplicates += duplicates
 
@@ -328,12 +331,15 @@ class _Run:
             terms = self._terms[account_id] = self.terms_for(account_id)
             return terms
 
-    def _count_period(self, terms: Terms, record: SourceRecord, event: Event) -> None:
+    def _count_period(self, terms: Terms, record: SourceRecord, event: Event, in_day: bool) -> None:
+        """Count an accepted event toward its period (``in_day``: its stored day has it)."""
         ledger = self.state.ledger
         period = ledger.period(terms, event.occurred_ms)
         if period is None:
             return
         key = PeriodKey(terms.account_id, period.start_ms, period.end_ms)
+        if key in self.opened and in_day:
+            return  # opened by this run from the stored days, which hold this event already
         if key in ledger.totals:
             self.out.alerts += ledger.add(
                 terms,
@@ -354,6 +360,7 @@ class _Run:
             held_from,
             event.event_id,
         )
+        self.opened.add(key)
         self.out.alerts += ledger.open(terms, period, key, total, record.timestamp_ms)
 
     def _added_micro(self, account_id: str, start_ms: int, end_ms: int) -> int:

@@ -237,7 +237,12 @@ class Processor:
         except BaseException:
             store.close()
             raise
-        owned = _Owned(state, store, outbox, new_tag(), restorer.other_writers())
+        tag = new_tag()
+        retire = restorer.other_writers()
+        previous = store.take_tag(tag)
+        if previous is not None:
+            retire.add(previous)  # this store's own fence record of its last incarnation
+        owned = _Owned(state, store, outbox, tag, retire)
         owned.published = outbox.published(state.applied, state.watermark_ms)
         logger.info(
             "partition %d ready at offset %d in %.2f s (%s)",

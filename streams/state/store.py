@@ -55,6 +55,7 @@ __all__ = ("Fence", "PartitionStore", "StoreBatch", "StoreBudget", "StoreFormatE
 
 _COLUMN_FAMILIES = ("ids", "days", "ledger", "outbox", "meta")
 _FENCE = b"fence"
+_TAG = b"tag"
 _encode = msgspec.msgpack.encode
 _fence_decoder = msgspec.msgpack.Decoder(tuple[int, int, int, int, int])
 
@@ -262,6 +263,14 @@ class PartitionStore:
         if raw is None:
             return Fence(-1, 0, 0, -1)
         return Fence(*_fence_decoder.decode(raw)[1:])
+
+    def take_tag(self, tag: bytes) -> bytes | None:
+        """Record the writer tag of this incarnation; return the previous one (to retire)."""
+        previous = self.get("meta", _TAG)
+        batch = self.batch()
+        batch.put("meta", _TAG, tag)
+        self.write(batch)
+        return previous
 
     @staticmethod
     def stage_fence(batch: StoreBatch, fence: Fence) -> None:

@@ -254,6 +254,22 @@ def test_a_stored_total_skips_every_event_of_a_covered_batch_record() -> None:
     assert out.alerts == []  # 36% of 100
 
 
+def test_a_total_opened_from_days_a_cut_run_wrote_counts_its_events_once() -> None:
+    # A run reached the state log with its days but not its ids or fence, and the account had
+    # no contract then (no total). Replayed with a contract, the total opens from the stored
+    # days, which hold the cut run's events already: they must not be added a second time.
+    records = stream(3, credits="10")
+    live = fresh()
+    live.apply(records)  # no terms: days only
+    cut = live.restart()
+    cut.state.applied = -1  # the fence did not make it
+    cut.store.ids.clear()  # nor the ids
+    tail = rec(3, T0 + 3 * M, ev("new", T0 + 3 * M, credits="5"))
+    cut.apply([*records, tail], lookup(ACME))
+    assert used(cut) == {NOV: 35 * MICRO}
+    assert cut.day("acme", "bot", T0 // DAY_MS) == DayUsage(3, {0: Bucket(4, 35 * MICRO)})
+
+
 def test_a_total_changed_in_this_run_always_counts() -> None:
     # A total at version 5 that this run already moved (offset 6) counts what follows at
     # any offset: the guard is for values read from the store, not for the run's own.

@@ -256,8 +256,15 @@ async def test_kill9_right_after_a_crossing_neither_loses_nor_repeats_it(
     await wait_until(lambda: stack.receiver.delivered().get(key, 0) >= 1, timeout=60)
     assert set(await _alert_ids(stack, account)) == {key}  # a replay may republish it, same id
     assert {k for k in stack.receiver.delivered() if k.startswith(account + ":")} == {key}
+
+    async def billed() -> bool:
+        # The webhook can arrive before the view shows the crossing events: alerts are
+        # published before the run commits, its days after.
+        response = await stack.client.get(f"/v1/accounts/{account}/billing", headers=auth())
+        return response.status_code == 200 and response.json()["used"] == "60"
+
+    await wait_until(billed, timeout=30)
     billing = (await stack.client.get(f"/v1/accounts/{account}/billing", headers=auth())).json()
-    assert billing["used"] == "60"
     assert [a["alert_id"] for a in billing["alerts"]] == [key]
 
 
