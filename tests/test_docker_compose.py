@@ -7,8 +7,10 @@ Docker is not needed: the files are parsed and checked against ``config.settings
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -172,11 +174,14 @@ def _settings_for(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> S
     return Settings()
 
 
-def _stack_server_properties() -> dict[str, str]:
-    script = STACK_SCRIPT.read_text(encoding="utf-8")
-    match = re.search(r'server\.properties" <<EOF\n(.*?)\nEOF\n', script, re.DOTALL)
-    assert match, "scripts/stack no longer writes server.properties from a heredoc"
-    lines = (line.strip() for line in match[1].splitlines())
+def _stack_server_properties(brokers: int = 1, node: int = 1) -> dict[str, str]:
+    """The server.properties scripts/stack writes for a node (``scripts/stack config``)."""
+    service = "kafka" if brokers == 1 else f"kafka{node}"
+    env = {"PATH": os.environ["PATH"], "KAFKA_BROKERS": str(brokers)}
+    printed = subprocess.run(
+        [str(STACK_SCRIPT), "config", service], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    lines = (line.strip() for line in printed.splitlines())
     pairs = (line.split("=", 1) for line in lines if line and not line.startswith("#"))
     return {key: value for key, value in pairs}
 
