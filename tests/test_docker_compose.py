@@ -20,6 +20,7 @@ import yaml
 
 from cli.main import _parser
 from config.settings import DEV_ADMIN_TOKEN, Settings
+from streams.topics import Replication, replication
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -265,14 +266,19 @@ def test_kafka_broker_policy_matches_scripts_stack(services: dict[str, dict[str,
     assert {name: env.get(name) for name in expected} == expected
 
 
-def test_kafka_single_node_settings(services: dict[str, dict[str, Any]]) -> None:
+def test_kafka_single_node_settings(
+    services: dict[str, dict[str, Any]], clean_env: pytest.MonkeyPatch
+) -> None:
     env = _env(services["kafka"])
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
     assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
     assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "1"
     assert env["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
-    assert int(_default("replication_factor")) == 1, "topics need more brokers than compose runs"
+    assert _default("replication_factor") is None, "derived from the brokers, not fixed"
+    topics = replication(Settings(), int(env["KAFKA_DEFAULT_REPLICATION_FACTOR"]), 1)
+    assert topics == Replication(1, 1)
+    assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "1"
 
 
 def test_kafka_keeps_its_log_in_a_volume(
