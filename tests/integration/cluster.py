@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient
@@ -48,10 +49,26 @@ class Cluster:
     def stack(self, *args: str) -> str:
         return stack(*args, env=self.env)
 
+    def nodes_up(self) -> dict[int, tuple[int, bool]]:
+        """Node -> (pid, is the active controller) of the nodes scripts/stack reports up."""
+        lines = self.stack_status()
+        return {
+            int(found[1]): (int(found[2]), bool(found[3]))
+            for found in re.finditer(
+                r"kafka(\d+): up \([^,]*, pid (\d+)(, active controller)?\)", lines
+            )
+        }
+
+    def stack_status(self) -> str:
+        """``scripts/stack status kafka`` (which exits 1 while a node is down)."""
+        try:
+            return self.stack("status", "kafka")
+        except subprocess.CalledProcessError as error:
+            return str(error.stdout)
+
     def active_controller(self) -> int | None:
         """The node scripts/stack reports as the active controller (from its quorum-state)."""
-        found = re.search(r"kafka(\d+): up \([^)]*active controller", self.stack("status", "kafka"))
-        return int(found[1]) if found else None
+        return next((node for node, (_, active) in self.nodes_up().items() if active), None)
 
     async def coordinator(self, group: str, timeout: float = 30) -> int:
         """Broker id of the group's coordinator (the first lookup creates __consumer_offsets)."""

@@ -79,12 +79,16 @@ async def test_kill9_of_the_controller_coordinator_and_leader_mid_stream(
             )
             for label, topic in topics.items()
         }
+        survivors = {n: pid for n, (pid, _) in cluster.nodes_up().items() if n != node}
         await asyncio.to_thread(cluster.stack, "kill9", f"kafka{node}")
         killed = time.monotonic()
         await asyncio.sleep(6)  # the stream goes on with two nodes, past the 3 s fencing
         restarting = time.monotonic()
         await asyncio.to_thread(cluster.stack, "up", "kafka")  # restarts only the dead node
         restarted = time.monotonic()
+        after = cluster.nodes_up()
+        assert sorted(after) == ALL_NODES, after
+        assert {n: after[n][0] for n in survivors} == survivors, "up restarted a healthy node"
 
         found: dict[tuple[str, int], dict[str, object]] = {}
 
