@@ -19,7 +19,7 @@ def local_stack() -> None:
 
 @pytest.fixture(scope="module")
 def kafka_cluster() -> Iterator[Cluster]:
-    """A fresh three-node Kafka cluster beside the single node, stopped after the module."""
+    """A fresh three-node Kafka cluster beside the single node, wiped after the module."""
     cluster = Cluster.from_env()
     started = time.monotonic()
     try:
@@ -28,7 +28,7 @@ def kafka_cluster() -> Iterator[Cluster]:
         cluster.start_seconds = round(time.monotonic() - started, 1)
         yield cluster
     finally:
-        cluster.stack("down", "kafka")
+        cluster.stack("wipe", "kafka")  # stops the nodes and their port guards
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

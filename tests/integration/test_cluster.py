@@ -33,8 +33,13 @@ async def test_topics_on_the_cluster_have_three_replicas_and_min_isr_two(
     settings = _namespace(kafka_cluster, "cluster-topics").settings()
     await ensure_topics(settings)
     names = [spec.name for spec in topic_specs(settings)]
-    partitions = await kafka_cluster.partitions(names)
-    assert {topic for topic, _ in partitions} == set(names)
+    partitions: dict[tuple[str, int], dict[str, object]] = {}
+
+    async def described() -> bool:  # every broker's metadata learns new topics a moment later
+        partitions.update(await kafka_cluster.partitions(names))
+        return {topic for topic, _ in partitions} == set(names)
+
+    await wait_until(described, timeout=15, interval=0.2)
     for where, info in partitions.items():
         assert info["replicas"] == ALL_NODES, where
         assert info["isr"] == ALL_NODES, where
