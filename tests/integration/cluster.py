@@ -119,6 +119,8 @@ class Cluster:
         found: dict[str, str | None] = {}
         for response in responses:
             for resource in response.to_object()["resources"]:
+                if resource["error_code"]:  # a broker that does not know the topic yet
+                    continue
                 values = [e["config_value"] for e in resource["config_entries"]]
                 found[resource["resource_name"]] = values[0] if values else None
         return found

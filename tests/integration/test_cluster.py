@@ -9,6 +9,7 @@ of the Redis view and of the bucket topic with the reference.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -34,18 +35,20 @@ async def test_topics_on_the_cluster_have_three_replicas_and_min_isr_two(
     await ensure_topics(settings)
     names = [spec.name for spec in topic_specs(settings)]
     partitions: dict[tuple[str, int], dict[str, object]] = {}
+    configs: dict[str, str | None] = {}
 
-    async def described() -> bool:  # every broker's metadata learns new topics a moment later
+    async def settled() -> bool:  # each broker learns of new topics a moment after creation
         partitions.update(await kafka_cluster.partitions(names))
-        return {topic for topic, _ in partitions} == set(names)
+        configs.update(await kafka_cluster.topic_config(names, "min.insync.replicas"))
+        return {topic for topic, _ in partitions} == set(names) and set(configs) == set(names)
 
-    await wait_until(described, timeout=15, interval=0.2)
+    with contextlib.suppress(AssertionError):  # the assertions below say what is missing
+        await wait_until(settled, timeout=15, interval=0.2)
+    assert {topic for topic, _ in partitions} == set(names)
     for where, info in partitions.items():
         assert info["replicas"] == ALL_NODES, where
         assert info["isr"] == ALL_NODES, where
-    assert await kafka_cluster.topic_config(names, "min.insync.replicas") == dict.fromkeys(
-        names, "2"
-    )
+    assert configs == dict.fromkeys(names, "2")
 
 
 async def _namespace_coordinated_by_the_controller(cluster: Cluster) -> Namespace:
