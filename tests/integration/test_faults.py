@@ -63,8 +63,9 @@ async def run_case(
     faults: Callable[[Run], Awaitable[None]],
     seed: int,
     after: Callable[[Run, Publisher], Awaitable[None]] | None = None,
+    namespace: Namespace | None = None,
 ) -> dict[str, Any]:
-    namespace = new_env(case, extra=FAST_GROUP)
+    namespace = namespace or new_env(case, extra=FAST_GROUP)
     stream = generate(namespace.name[-8:], seed, events)
     run = Run(namespace, stream)
     publisher = Publisher(namespace)
