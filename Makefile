@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# `make up BROKERS=3`: Kafka as a three-node KRaft cluster (scripts/stack, KAFKA_BROKERS).
+STACK := $(if $(BROKERS),KAFKA_BROKERS=$(BROKERS) )scripts/stack
 
 .PHONY: install demo test lint typecheck unit up down status bench clean
 
@@ -34,13 +36,13 @@ typecheck: install
 	@$(VENV)/bin/mypy
 
 up: install
-	@scripts/stack up
+	@$(STACK) up
 
 down:
-	@scripts/stack down
+	@$(STACK) down
 
 status:
-	@scripts/stack status
+	@$(STACK) status
 
 bench: install
 	@$(PY) -m pip install -q -e '.[dev,bench]'

@@ -116,7 +116,10 @@ async def run_latency(
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as client:
             await _wait_ready(client)
             producer = AIOKafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=0
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=0,
             )
             await producer.start()
             started = time.monotonic()

@@ -58,7 +58,8 @@ async def preload(settings: Settings, count: int, batch: int, accounts: int = 50
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks=1,
+        acks="all",
+        enable_idempotence=True,
         linger_ms=20,
         max_batch_size=1024 * 1024,
         max_request_size=8 * 1024 * 1024,
@@ -83,7 +84,10 @@ async def steady(
 ) -> int:
     """Produce about ``rate`` events per second for ``seconds``; return events sent."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=2
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
     )
     await producer.start()
     rng = random.Random(11)

@@ -58,7 +58,24 @@ class Settings(BaseSettings):
 
     group_id: str = Field("creditflow", description="Consumer group (Faust app id) of the workers.")
     partitions: int = Field(8, ge=1, description="Partitions of usage.calls.v1 and the state log.")
-    replication_factor: int = 1
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="Replicas per partition of the topics creditflow creates. Unset: the larger "
+        "of the brokers' default.replication.factor and the live brokers (at most 3).",
+    )
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="min.insync.replicas of those topics (acks=all writes need that many). "
+        "Unset: 2 from 3 replicas up, else 1.",
+    )
+    kafka_request_timeout_seconds: float = Field(
+        30.0,
+        ge=1.0,
+        description="Longest wait for a Kafka request of the worker (a broker failover takes "
+        "a few seconds; Faust's own default of 20 minutes would hide a hang).",
+    )
     calls_topic: str = "usage.calls.v1"
     dlq_topic: str = "usage.calls.dlq.v1"
     buckets_topic: str = "usage.buckets.v1"

@@ -100,6 +100,12 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
         broker_commit_every=settings.batch_max_records,
         broker_max_poll_records=settings.batch_max_records,
         producer_acks=-1,
+        # Faust's producer sends nothing here (no tables, no sinks, no leader topic), but its
+        # 20-minute default would let a request to a dead broker hang that long.
+        producer_request_timeout=settings.kafka_request_timeout_seconds,
+        broker_request_timeout=max(
+            settings.kafka_request_timeout_seconds, settings.session_timeout_seconds
+        ),
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=max(1.0, settings.session_timeout_seconds / 6),
         broker_rebalance_timeout=settings.rebalance_timeout_seconds,

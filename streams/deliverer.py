@@ -147,7 +147,10 @@ class Deliverer:
                     status = _Status.from_wire(json.loads(message.value))
                     self._statuses[status.key] = status
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers, acks="all", linger_ms=0
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=0,
         )
         await self._producer.start()
         self._session = webhook_session(self.settings)

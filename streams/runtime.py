@@ -60,7 +60,7 @@ class WorkerRuntime:
                 linger_ms=2,
                 max_batch_size=512 * 1024,
                 max_request_size=8 * 1024 * 1024,
-                request_timeout_ms=30_000,
+                request_timeout_ms=int(self.settings.kafka_request_timeout_seconds * 1000),
             )
             await self._producer.start()
             self._offsets = AIOKafkaConsumer(

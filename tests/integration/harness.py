@@ -31,9 +31,20 @@ REDIS_BASE = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/",
 T = TypeVar("T")
 
 
-def stack(*args: str) -> None:
-    """Run scripts/stack (idempotent start of Kafka/Redis, stop/start for fault tests)."""
-    subprocess.run([str(ROOT / "scripts" / "stack"), *args], check=True, cwd=ROOT)
+def stack(*args: str, env: dict[str, str] | None = None) -> str:
+    """Run scripts/stack (idempotent start of Kafka/Redis, stop/start for fault tests).
+
+    ``env`` adds to this process's environment (the cluster's addresses, for instance); the
+    script's standard output is returned (``status`` lines).
+    """
+    return subprocess.run(
+        [str(ROOT / "scripts" / "stack"), *args],
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout
 
 
 @dataclass

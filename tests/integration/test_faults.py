@@ -64,9 +64,10 @@ async def run_case(
     faults: Callable[[Run], Awaitable[None]],
     seed: int,
     after: Callable[[Run, Publisher], Awaitable[None]] | None = None,
+    namespace: Namespace | None = None,
     **shape: Any,
 ) -> dict[str, Any]:
-    namespace = new_env(case, extra=FAST_GROUP)
+    namespace = namespace or new_env(case, extra=FAST_GROUP)
     stream = generate(namespace.name[-8:], seed, events, **shape)
     run = Run(namespace, stream)
     publisher = Publisher(namespace)
