@@ -137,7 +137,9 @@ async def ensure_topics(settings: Settings) -> None:
                 "LogAppendTime (kafka-configs --alter --add-config "
                 "message.timestamp.type=LogAppendTime)"
             )
-        limit = await _topic_config(admin, settings.dlq_topic, "max.message.bytes")
+        limit = await _config(
+            admin, ConfigResourceType.TOPIC, settings.dlq_topic, "max.message.bytes"
+        )
         if limit is not None and int(limit) < settings.dlq_max_record_bytes:
             # A dead letter the broker refuses would also break the producer's idempotent
             # sequence on that partition: refuse to start rather than stall later.
