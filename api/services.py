@@ -6,7 +6,6 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import Request
@@ -17,6 +16,8 @@ from config.contracts import ContractBook, load_contracts
 from config.settings import Settings
 from streams.accounts import AccountConfig
 from streams.topics import ensure_topics
+from view.connection import Client, connect
+from view.keys import ViewKeys
 from view.reader import ViewReader
 
 
@@ -52,7 +53,7 @@ class Services:
     """Shared clients of one API process."""
 
     settings: Settings
-    redis: aioredis.Redis
+    redis: Client
     reader: ViewReader
     contracts: ContractBook
     tokens: TokenStore
@@ -65,13 +66,12 @@ class Services:
     @classmethod
     def create(cls, settings: Settings) -> Services:
         """Connections are opened lazily; nothing here blocks on Kafka or Redis."""
-        client = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=5, socket_connect_timeout=2
-        )
+        client = connect(settings.redis_url, settings.redis_cluster_nodes)
+        keys = ViewKeys(settings.view_prefix)
         return cls(
             settings=settings,
             redis=client,
-            reader=ViewReader(client, settings.partitions),
+            reader=ViewReader(client, keys, settings.partitions, settings.view_cache_bytes),
             contracts=load_contracts(settings.contracts_file),
             tokens=TokenStore.load(settings.effective_admin_token, settings.tokens_file),
         )

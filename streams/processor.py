@@ -31,6 +31,7 @@ from aiokafka.errors import (
 )
 
 from config.settings import Settings
+from core.days import DAY_MS, DayKey, DayUsage
 from core.freshness import Progress
 from core.ledger import TermsLookup
 from core.partition import BatchOutcome, PartitionState, SourceRecord, chunked
@@ -39,12 +40,14 @@ from streams.records import (
     OutRecord,
     alert_records,
     bucket_records,
+    changed_days,
     dlq_records,
     reroute_records,
+    state_days,
 )
 from streams.statestore import load_states
 from view.keys import alerts_key
-from view.writer import BucketWrite, ViewWriter
+from view.writer import ViewWriter
 
 __all__ = ("Processor",)
 
@@ -165,18 +168,20 @@ class Processor:
         if since >= state.applied:
             self._published[state.partition] = _Published(since, state.watermark_ms)
             return
-        writes = [
-            (key[0], key[1], key[2], cell[0], cell[1], cell[2])
+        # SHIM(view): replaced by the worker's day values
+        days = {
+            DayKey(key[0], key[1], key[2] // DAY_MS)
             for key, cell in state.buckets.items()
             if cell[2] > since
-        ]
+        }
+        writes = state_days(state, days)
         self._published[state.partition] = _Published(since, 0)
         done = _Published(state.applied, state.watermark_ms)
         if await self.writer.write(writes, self._progress_of({state.partition: state})):
             self._published[state.partition] = done
         else:
             self._unflushed[state.partition] = done
-        logger.info("partition %d: view repaired with %d buckets", state.partition, len(writes))
+        logger.info("partition %d: view repaired with %d days", state.partition, len(writes))
 
     async def _ensure_loaded(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
@@ -199,7 +204,7 @@ class Processor:
 
         outputs: list[OutRecord] = []
         commits: list[OutRecord] = []
-        applied: list[tuple[StateFolder, BatchOutcome]] = []
+        applied: list[tuple[StateFolder, BatchOutcome, list[tuple[DayKey, DayUsage]]]] = []
         runs = (
             (partition, run)
             for partition, partition_records in by_partition.items()
@@ -219,7 +224,9 @@ class Processor:
                 )
             if not outcome.applied_anything:
                 continue
-            outputs += bucket_records(outcome, partition, self.settings.buckets_topic)
+            # SHIM(view): replaced by the worker's day values
+            days = changed_days(outcome, folder.state)
+            outputs += bucket_records(days, partition, self.settings.buckets_topic)
             outputs += dlq_records(outcome, self.settings.calls_topic, self.settings.dlq_topic)
             outputs += reroute_records(outcome, self.settings.calls_topic)
             outputs += alert_records(outcome, self.settings.alerts_topic)
@@ -227,35 +234,36 @@ class Processor:
             commits.append(OutRecord(self.settings.state_topic, key, value, partition))
             folder.live_keys.add(key)
             folder.bytes_since_snapshot += len(value)
-            applied.append((folder, outcome))
+            applied.append((folder, outcome, days))
         if not applied:
             return
         await self._publish(outputs)
         await self._publish(commits)
         await self._update_view(applied)
-        for folder, _ in applied:
+        for folder, _, _ in applied:
             if folder.bytes_since_snapshot >= self.settings.snapshot_every_bytes:
                 await self._snapshot(folder)
 
-    async def _update_view(self, applied: list[tuple[StateFolder, BatchOutcome]]) -> None:
-        writes: list[BucketWrite] = []
+    async def _update_view(
+        self, applied: list[tuple[StateFolder, BatchOutcome, list[tuple[DayKey, DayUsage]]]]
+    ) -> None:
+        writes: list[tuple[DayKey, DayUsage]] = []
         docs: list[tuple[str, str, bytes]] = []
         metrics: Counter[str] = Counter()
-        for _, outcome in applied:
+        for _, outcome, days in applied:
             for alert in outcome.alerts:
                 body = msgspec.json.encode(alert.to_wire())
                 docs.append((alerts_key(alert.account_id), alert.alert_id, body))
                 logger.info("alert %s fired (used %s)", alert.alert_id, alert.used_micro)
             metrics["alerts_fired"] += len(outcome.alerts)
-            for (account, app, bucket), value in outcome.changed.items():
-                writes.append((account, app, bucket, value.calls, value.micro, value.version))
+            writes += days  # SHIM(view): replaced by the worker's day values
             metrics["events_accepted"] += outcome.accepted
             metrics["events_duplicate"] += outcome.duplicates
             metrics["records_applied"] += outcome.records
             for _, rejection in outcome.rejected:
                 metrics[f"dlq:{rejection.reason.value}"] += 1
             metrics["events_rerouted"] += sum(len(items) for items in outcome.rerouted.values())
-        states = {folder.state.partition: folder.state for folder, _ in applied}
+        states = {folder.state.partition: folder.state for folder, _, _ in applied}
         reached = {p: _Published(s.applied, s.watermark_ms) for p, s in states.items()}
         if await self.writer.write(writes, self._progress_of(states), metrics, docs):
             self._published.update(reached)

@@ -1,4 +1,4 @@
-"""Kafka records creditflow publishes for an applied batch: buckets, dead letters, re-routes.
+"""Kafka records creditflow publishes for an applied batch: days, dead letters, re-routes.
 
 Pure functions from a :class:`core.partition.BatchOutcome` to records, so their wire formats are
 unit-tested without a broker.
@@ -7,24 +7,27 @@ unit-tested without a broker.
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from core.buckets import BUCKET_MS, iso_utc
+from core.days import DAY_MS, SLOTS_PER_DAY, Bucket, DayKey, DayUsage, day_record, day_record_key
 from core.events import Event, Rejection
-from core.money import format_micro
-from core.partition import BatchOutcome, SourceRecord
+from core.partition import BatchOutcome, BucketKey, BucketValue, PartitionState, SourceRecord
 
 __all__ = (
     "REROUTED_FROM_HEADER",
     "OutRecord",
     "alert_records",
     "bucket_records",
+    "changed_days",
     "dlq_record",
     "dlq_records",
     "reroute_records",
+    "state_days",
 )
 
 REROUTED_FROM_HEADER = "creditflow-rerouted-from"
@@ -45,24 +48,51 @@ class OutRecord:
     headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
-def bucket_records(outcome: BatchOutcome, source_partition: int, topic: str) -> list[OutRecord]:
-    """One absolute-value record per changed bucket, keyed ``account|app|bucket_start``."""
-    records = []
-    for (account_id, app_id, start), value in outcome.changed.items():
-        start_text = iso_utc(start)
-        body = {
-            "account_id": account_id,
-            "app_id": app_id,
-            "bucket_start": start_text,
-            "bucket_end": iso_utc(start + BUCKET_MS),
-            "calls": value.calls,
-            "credits": format_micro(value.micro),
-            "version": value.version,
-            "source_partition": source_partition,
-        }
-        key = f"{account_id}|{app_id}|{start_text}".encode()
-        records.append(OutRecord(topic, key, _encode(body)))
-    return records
+# SHIM(view): replaced by the worker's day values
+def state_days(
+    state: PartitionState,
+    days: Iterable[DayKey],
+    changed: Mapping[BucketKey, BucketValue] | None = None,
+) -> list[tuple[DayKey, DayUsage]]:
+    """Each day's absolute value from the partition's in-memory buckets of that day.
+
+    ``changed`` (a batch's changes) wins over the state: a bucket the batch changed may have
+    been evicted by a later record of the same batch. Version: the day's newest bucket's.
+    Known gap of this shim: buckets already evicted (below the late horizon's floor) are not
+    in memory, so a late event on the floor's own day publishes that day without them.
+    """
+    changed = changed or {}
+    found = []
+    for key in days:
+        base = key.day * DAY_MS
+        slots = {}
+        version = -1
+        for slot in range(SLOTS_PER_DAY):
+            bucket_key = (key.account_id, key.app_id, base + slot * BUCKET_MS)
+            value = changed.get(bucket_key)
+            cell = state.buckets.get(bucket_key) if value is None else value
+            if cell is not None:
+                slots[slot] = Bucket(cell[0], cell[1])
+                version = max(version, cell[2])
+        found.append((key, DayUsage(version, slots)))
+    return found
+
+
+# SHIM(view): replaced by the worker's day values
+def changed_days(outcome: BatchOutcome, state: PartitionState) -> list[tuple[DayKey, DayUsage]]:
+    """The days a batch changed, grouped from its changed buckets, with their whole value."""
+    keys = {DayKey(account, app, start // DAY_MS) for account, app, start in outcome.changed}
+    return state_days(state, keys, outcome.changed)
+
+
+def bucket_records(
+    days: Iterable[tuple[DayKey, DayUsage]], source_partition: int, topic: str
+) -> list[OutRecord]:
+    """One absolute-value day record (format 2) per changed (account, app, UTC day)."""
+    return [
+        OutRecord(topic, day_record_key(key), day_record(key, usage, source_partition))
+        for key, usage in days
+    ]
 
 
 def dlq_records(outcome: BatchOutcome, calls_topic: str, dlq_topic: str) -> list[OutRecord]:

@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
@@ -20,7 +19,8 @@ from streams.deliverer import Deliverer
 from streams.partitioner import account_partition
 from streams.processor import Processor, now_ms
 from streams.viewkeeper import ViewKeeper
-from view.keys import PROGRESS, as_text
+from view.connection import Client, connect
+from view.keys import ViewKeys, as_text
 from view.writer import ViewWriter
 
 __all__ = ("WorkerRuntime",)
@@ -33,10 +33,8 @@ class WorkerRuntime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.redis: aioredis.Redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=5, socket_connect_timeout=2
-        )
-        self.writer = ViewWriter(self.redis)
+        self.redis: Client = connect(settings.redis_url, settings.redis_cluster_nodes)
+        self.writer = ViewWriter(self.redis, ViewKeys(settings.view_prefix))
         self.keeper = ViewKeeper(settings, self.redis, self.writer)
         self._producer: AIOKafkaProducer | None = None
         self._processor: Processor | None = None
@@ -118,7 +116,7 @@ class WorkerRuntime:
 
     async def _view_applied(self, partition: int) -> int | None:
         try:
-            line = await self.redis.hget(PROGRESS, str(partition))
+            line = await self.redis.hget(self.writer.keys.progress, str(partition))
         except RedisError:
             return None
         return None if line is None else Progress.decode(as_text(line)).applied

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Annotated, Any
 
 import orjson
@@ -19,12 +19,13 @@ from api.responses import JSON
 from api.services import Services, services
 from core.buckets import iso_utc
 from core.events import ID_PATTERN
+from core.freshness import Freshness
 from core.localtime import month_bounds, parse_tz
-from core.usage import QueryError, compute_usage, parse_usage_query
+from core.usage import QueryError, compute_usage, parse_usage_query, query_edges
 from models.usage import UsageAnswer
-from view.reader import AccountView, ViewNotReady
+from view.reader import AccountUsage, ViewNotReady
 
-__all__ = ("check_account", "freshness_fields", "read_account", "router", "usage_body")
+__all__ = ("check_account", "freshness_fields", "read_usage", "router", "usage_body")
 
 router = APIRouter()
 _ACCOUNT = re.compile(ID_PATTERN)
@@ -40,10 +41,10 @@ def check_account(account: str, principal: Principal, *, write: bool = False) ->
         raise ApiError(403, "forbidden", f"this token has no {scope} scope on account {account!r}")
 
 
-async def read_account(svc: Services, account: str, max_age: float = 0.0) -> AccountView:
-    """The account's view, or 503 while Redis is down or the view is rebuilding."""
+async def read_usage(svc: Services, account: str, edges: Sequence[int]) -> AccountUsage:
+    """What the account's answer over ``edges`` needs, or 503 while Redis is down or rebuilding."""
     try:
-        return await svc.reader.account(account, max_age)
+        return await svc.reader.usage(account, edges)
     except ViewNotReady as error:
         raise ApiError(503, "view_rebuilding", str(error), {"Retry-After": "2"}) from None
     except RedisError:
@@ -52,10 +53,10 @@ async def read_account(svc: Services, account: str, max_age: float = 0.0) -> Acc
         ) from None
 
 
-def freshness_fields(view: AccountView) -> dict[str, Any]:
+def freshness_fields(fresh: Freshness) -> dict[str, Any]:
     """``as_of`` (RFC 3339 UTC, null if unknown) and ``lag``."""
-    as_of = view.freshness.as_of_ms
-    return {"as_of": None if as_of is None else iso_utc(as_of), "lag": view.freshness.lag}
+    as_of = fresh.as_of_ms
+    return {"as_of": None if as_of is None else iso_utc(as_of), "lag": fresh.lag}
 
 
 def _query_parameter(name: str, description: str) -> dict[str, Any]:
@@ -107,18 +108,18 @@ async def usage_body(
     tz, window, group_by = params.get("tz"), params.get("window"), params.get("group_by")
     check_account(account, principal)
     default_tz = await svc.time_zone_of(account)
-    view = await read_account(svc, account, max_age=0.02)
+    try:
+        query = parse_usage_query(account, start, end, tz, window, group_by, default_tz)
+    except QueryError as error:
+        raise ApiError(400, "invalid_query", str(error)) from None
+    view = await read_usage(svc, account, query_edges(query))
     key = (account, view.epoch, view.seq, start, end, tz, window, group_by, default_tz)
     body = svc.answers.get(key)
     if body is None:
-        try:
-            query = parse_usage_query(account, start, end, tz, window, group_by, default_tz)
-        except QueryError as error:
-            raise ApiError(400, "invalid_query", str(error)) from None
         body = orjson.dumps(compute_usage(query, view.apps))
         svc.answers.put(key, body)
     # The cached answer ends with "}"; the freshness fields are always current.
-    return body[:-1] + b"," + orjson.dumps(freshness_fields(view))[1:]
+    return body[:-1] + b"," + orjson.dumps(freshness_fields(view.freshness))[1:]
 
 
 @router.get(
@@ -151,23 +152,30 @@ async def stream_usage(
         query = parse_usage_query(account, start, end, tz, window, group_by, default_tz)
     except QueryError as error:
         raise ApiError(400, "invalid_query", str(error)) from None
-    await read_account(svc, account)
+    edges = query_edges(query)
+    await read_usage(svc, account, edges)
 
     async def events() -> AsyncIterator[bytes]:
-        last_seq, last_sent = -1, 0.0
+        last_version: tuple[bytes, int] | None = None
+        last_sent = 0.0
+        body: dict[str, Any] = {}
         while not await request.is_disconnected():
             try:
-                view = await svc.reader.account(account)
+                # Freshness before the data: what it claims is then in what follows.
+                fresh = await svc.reader.freshness()
+                version = await svc.reader.version(account)
+                if version != last_version:
+                    view = await svc.reader.usage(account, edges)
+                    body = compute_usage(query, view.apps)
+                    version = (view.epoch, view.seq)
             except (ViewNotReady, RedisError) as error:
                 yield _sse("unavailable", {"message": str(error)})
                 await asyncio.sleep(1)
                 continue
             now = time.monotonic()
-            if view.seq != last_seq or now - last_sent >= 5:
-                body = compute_usage(query, view.apps)
-                body.update(freshness_fields(view))
-                yield _sse("usage", body)
-                last_seq, last_sent = view.seq, now
+            if version != last_version or now - last_sent >= 5:
+                yield _sse("usage", {**body, **freshness_fields(fresh)})
+                last_version, last_sent = version, now
             await asyncio.sleep(0.2)
 
     return StreamingResponse(
