@@ -130,19 +130,16 @@ class ViewKeeper:
         )
         logger.info("view rebuild started: ~%s day records", f"{progress.expected:,}")
         await self._rebuild(progress)
-        if not await self._writer.flush():
+        counts = {
+            "view_rebuilds": 1,
+            "view_rebuild_records": progress.records,
+            "view_rebuild_buckets": progress.buckets,
+            "view_rebuild_unreadable": progress.unreadable,
+            "view_rebuild_ms": round(progress.seconds * 1000),
+        }
+        if not await self._writer.write((), metrics=counts):
             raise RedisError("view write failed at the end of the rebuild")
         left = await self._epoch.finish(epoch)
-        await self._writer.write(
-            (),
-            metrics={
-                "view_rebuilds": 1,
-                "view_rebuild_records": progress.records,
-                "view_rebuild_buckets": progress.buckets,
-                "view_rebuild_unreadable": progress.unreadable,
-                "view_rebuild_ms": round(progress.seconds * 1000),
-            },
-        )
         if left:
             self._scan_all = True
             logger.warning("view rebuild done but %d slots lost their data meanwhile", left)

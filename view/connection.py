@@ -36,12 +36,14 @@ def connect(redis_url: str, cluster_nodes: str = "") -> Client:
     return aioredis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Script:
     """A Lua script of the view and its SHA-1, for pipelined ``EVALSHA`` calls."""
 
     body: str
     sha: str
+    loaded: bool = False
+    """Loaded into the servers by this process (they may have lost it since: a restart)."""
 
 
 def lua(name: str) -> str:
@@ -63,6 +65,10 @@ async def run_pipeline(
     A server that restarted or a replica promoted by a failover has an empty script cache;
     the calls are then sent again, which the view's versioned writes make harmless.
     """
+    for called, _, _ in calls:
+        if not called.loaded:
+            await client.script_load(called.body)
+            called.loaded = True
     for attempt in range(2):
         async with client.pipeline(transaction=False) as pipe:
             for called, keys, args in calls:

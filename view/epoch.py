@@ -29,7 +29,7 @@ class ViewEpoch:
     def __init__(self, client: Client, keys: ViewKeys) -> None:
         self._redis = client
         self._keys = keys
-        self._complete = script(client, "marker")
+        self._marker = script(client, "marker")
 
     async def _values(self, slots: list[int]) -> list[bytes | None]:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -48,21 +48,16 @@ class ViewEpoch:
 
     async def begin(self, epoch: str) -> None:
         """Mark every slot that is not complete as pending for the rebuild ``epoch``."""
-        values = await self._values(list(range(SLOTS)))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for slot, value in enumerate(values):
-                if not _complete(value):
-                    pipe.set(self._keys.marker(slot), PENDING + epoch.encode())
-            await pipe.execute()
+        await self._each_slot("begin", epoch)
 
     async def finish(self, epoch: str) -> int:
         """Complete the slots still pending for ``epoch``; return the slots left incomplete."""
-        pending = (PENDING + epoch.encode()).decode()
-        calls = [
-            (self._complete, [self._keys.marker(slot)], [pending, epoch]) for slot in range(SLOTS)
-        ]
-        await run_pipeline(self._redis, calls)
-        return await self.incomplete()
+        return SLOTS - sum(await self._each_slot("finish", epoch))
+
+    async def _each_slot(self, step: str, epoch: str) -> list[int]:
+        args = [step, (PENDING + epoch.encode()).decode(), epoch]
+        calls = [(self._marker, [self._keys.marker(slot)], args) for slot in range(SLOTS)]
+        return await run_pipeline(self._redis, calls)
 
     async def invalidate(self) -> None:
         """Mark the whole view incomplete (some changes were lost before reaching Redis)."""
