@@ -23,6 +23,7 @@ from bench import dedup_size, throughput
 from bench.latency import plot_freshness, run_latency
 from bench.namespace import RESULTS, ROOT, Namespace
 from bench.query import run_query
+from bench.scale import History, run_scale
 
 TARGETS = {
     "batch_events_per_second": 100_000,
@@ -262,6 +263,52 @@ def _processor() -> str:
     return platform.processor()
 
 
+def _machine() -> dict[str, Any]:
+    return {
+        "cpus": len(os.sched_getaffinity(0)),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": _processor(),
+        "load_average_at_start": os.getloadavg(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def scale_main(args: argparse.Namespace) -> int:
+    """``creditflow bench --scale``: the view at size, on one Redis and on the Redis Cluster."""
+    services = ["up", "kafka", "redis"] + ([] if args.no_cluster else ["rcluster"])
+    subprocess.run([str(ROOT / "scripts" / "stack"), *services], check=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    history = History(accounts=args.scale_accounts)
+    common = {"CREDITFLOW_LOG_LEVEL": "info"}
+    single = Namespace("scale", redis_db=12, extra={**common, "CREDITFLOW_VIEW_PREFIX": "cf"})
+    single.flush_redis()
+    cluster = None
+    if not args.no_cluster:
+        port = int(os.environ.get("REDIS_CLUSTER_PORT", "7000"))
+        cluster = Namespace(
+            "scalec",
+            extra={
+                **common,
+                "REDIS_CLUSTER_NODES": ",".join(f"127.0.0.1:{port + i}" for i in range(6)),
+                "CREDITFLOW_VIEW_PREFIX": f"bench-{single.tag}",
+                "CREDITFLOW_BUCKETS_TOPIC": single.settings().buckets_topic,
+            },
+        )
+    started = _step(1, 1, f"view at size: {history}")
+    results = run_scale(
+        single, cluster, history, _free_port(), args.scale_seconds, args.scale_think_ms
+    )
+    results["machine"] = _machine()
+    _done(started, "done")
+    document = json.dumps(results, indent=2)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    (RESULTS / f"scale-{stamp}.json").write_text(document)
+    (RESULTS / "scale-latest.json").write_text(document)
+    print(document)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="creditflow bench", description=__doc__)
     parser.add_argument(
@@ -269,17 +316,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-quix", action="store_true")
     parser.add_argument("--plot", default=str(ROOT / "docs" / "freshness.png"))
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="only the view at size: 1,000 accounts x 10 apps x 400 days (bench/scale.py)",
+    )
+    parser.add_argument("--scale-accounts", type=int, default=History.accounts)
+    parser.add_argument("--scale-seconds", type=int, default=30, help="per query run")
+    parser.add_argument("--scale-think-ms", type=int, default=200, help="dashboards' pause")
+    parser.add_argument("--no-cluster", action="store_true", help="--scale on one Redis only")
     args = parser.parse_args(argv)
+    if args.scale:
+        return scale_main(args)
     subprocess.run([str(ROOT / "scripts" / "stack"), "up", "kafka", "redis"], check=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     results = run(QUICK if args.quick else Sizes(), skip_quix=args.skip_quix)
-    results["machine"] = {
-        "cpus": len(os.sched_getaffinity(0)),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "processor": _processor(),
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    results["machine"] = _machine()
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     document = json.dumps(results, indent=2)
     (RESULTS / f"bench-{stamp}.json").write_text(document)

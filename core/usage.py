@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import Any, Literal, NamedTuple, Protocol, cast, get_args
 from zoneinfo import ZoneInfo
 
@@ -160,6 +160,16 @@ def edge_parts(edges_ms: Sequence[int]) -> list[Edge]:
     return parts
 
 
+def _by_month(edges: Sequence[Edge]) -> list[tuple[int, list[tuple[int, int, int]]]]:
+    """Edges grouped by month, each as ``(days of the month before it, day, slot)``."""
+    groups: list[tuple[int, list[tuple[int, int, int]]]] = []
+    for month, day_of_month, day, slot in edges:
+        if not groups or groups[-1][0] != month:
+            groups.append((month, []))
+        groups[-1][1].append((day_of_month - 1, day, slot))
+    return groups
+
+
 class DaySlots(Protocol):
     """The buckets of one UTC day, as prefix sums."""
 
@@ -242,8 +252,9 @@ class AppDays:
         order = sorted(months)
         next_month = 0
         base_buckets = base_calls = base_micro = 0
-        found = []
-        for month_index, day_of_month, day, slot in edges:
+        found: list[Totals] = []
+        append = found.append
+        for month_index, month_edges in _by_month(edges):
             while next_month < len(order) and order[next_month] < month_index:
                 earlier = months[order[next_month]]
                 base_buckets += earlier.buckets[-1]
@@ -252,18 +263,27 @@ class AppDays:
                 next_month += 1
             month = months.get(month_index)
             if month is None:
-                found.append((base_buckets, base_calls, base_micro))
+                found += [(base_buckets, base_calls, base_micro)] * len(month_edges)
                 continue
-            before = day_of_month - 1
-            buckets = base_buckets + month.buckets[before]
-            calls = base_calls + month.calls[before]
-            micro = base_micro + month.micro[before]
-            if slot and month.buckets[day_of_month] != month.buckets[before]:
-                inside = self.days[day].before(slot)
-                buckets += inside[0]
-                calls += inside[1]
-                micro += inside[2]
-            found.append((buckets, calls, micro))
+            buckets, calls, micro = month.buckets, month.calls, month.micro
+            for before, day, slot in month_edges:
+                if slot and buckets[before + 1] != buckets[before]:
+                    inside = self.days[day].before(slot)
+                    append(
+                        (
+                            base_buckets + buckets[before] + inside[0],
+                            base_calls + calls[before] + inside[1],
+                            base_micro + micro[before] + inside[2],
+                        )
+                    )
+                else:
+                    append(
+                        (
+                            base_buckets + buckets[before],
+                            base_calls + calls[before],
+                            base_micro + micro[before],
+                        )
+                    )
         return found
 
     def between(self, start_ms: int, end_ms: int) -> Totals:
@@ -286,25 +306,46 @@ _iso_local = lru_cache(maxsize=1 << 16)(iso_local)
 def compute_usage(query: UsageQuery, apps: Mapping[str, AppDays]) -> dict[str, Any]:
     """The body of a usage answer, without the freshness fields (``as_of``, ``lag``)."""
     edges = query_edges(query)
-    names = sorted(apps)
     parts = edge_parts(edges)
-    cumulative = [apps[name].at(parts) for name in names]
-    calls, micro, rows = _between(names, cumulative, 0, len(edges) - 1)
-    tz = query.tz
+    names = sorted(apps)
+    # Per app, the usage of each window between consecutive edges.
+    windows = []
+    for name in names:
+        cum = apps[name].at(parts)
+        windows.append(
+            [(b1 - b0, c1 - c0, m1 - m0) for (b0, c0, m0), (b1, c1, m1) in pairwise(cum)]
+        )
     grouped = query.group_by == "app"
+    windowed = query.window != "none"
+    tz = query.tz
     series = []
-    if query.window != "none":
-        for index in range(len(edges) - 1):
-            point_calls, point_micro, point_rows = _between(names, cumulative, index, index + 1)
+    totals = [(0, 0, 0)] * len(names)
+    for index in range(len(edges) - 1):
+        point_calls = point_micro = 0
+        rows = []
+        for position, name in enumerate(names):
+            buckets, calls, micro = windows[position][index]
+            if buckets:
+                point_calls += calls
+                point_micro += micro
+                rows.append({"app_id": name, "calls": calls, "credits": format_micro(micro)})
+                seen, calls_sum, micro_sum = totals[position]
+                totals[position] = (seen + buckets, calls_sum + calls, micro_sum + micro)
+        if windowed:
             series.append(
                 {
                     "start": _iso_local(edges[index], tz),
                     "end": _iso_local(edges[index + 1], tz),
                     "calls": point_calls,
                     "credits": format_micro(point_micro),
-                    "apps": point_rows if grouped else None,
+                    "apps": rows if grouped else None,
                 }
             )
+    app_rows = [
+        {"app_id": name, "calls": calls, "credits": format_micro(micro)}
+        for name, (buckets, calls, micro) in zip(names, totals, strict=True)
+        if buckets
+    ]
     return {
         "account_id": query.account_id,
         "from": _iso_local(query.start_ms, tz),
@@ -312,28 +353,10 @@ def compute_usage(query: UsageQuery, apps: Mapping[str, AppDays]) -> dict[str, A
         "tz": tz.key,
         "window": query.window,
         "group_by": query.group_by,
-        "total": {"calls": calls, "credits": format_micro(micro)},
-        "apps": rows if grouped else None,
+        "total": {
+            "calls": sum(calls for _, calls, _ in totals),
+            "credits": format_micro(sum(micro for _, _, micro in totals)),
+        },
+        "apps": app_rows if grouped else None,
         "series": series,
     }
-
-
-def _between(
-    names: list[str], cumulative: list[list[Totals]], lo: int, hi: int
-) -> tuple[int, int, list[dict[str, Any]]]:
-    """Calls, micro-credits and per-app rows between edge ``lo`` and edge ``hi``.
-
-    An app is listed when it has a bucket there, even one of zero calls and credits.
-    """
-    calls_sum = micro_sum = 0
-    rows = []
-    for name, cum in zip(names, cumulative, strict=True):
-        buckets_lo, calls_lo, micro_lo = cum[lo]
-        buckets_hi, calls_hi, micro_hi = cum[hi]
-        if buckets_hi != buckets_lo:
-            calls = calls_hi - calls_lo
-            micro = micro_hi - micro_lo
-            calls_sum += calls
-            micro_sum += micro
-            rows.append({"app_id": name, "calls": calls, "credits": format_micro(micro)})
-    return calls_sum, micro_sum, rows

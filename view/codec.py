@@ -26,15 +26,15 @@ __all__ = (
     "ENTRY_SIZE",
     "PackedDay",
     "ViewValueError",
-    "day_total",
     "decode_day",
-    "encode_day",
+    "encode",
     "month_days",
 )
 
 DAYS_PER_MONTH: Final = 31
 _ENTRY = "BQIQQI"  # buckets; calls as 64 + 32 bits; micro-credits as 64 + 64 + 32 bits
 ENTRY_SIZE: Final = struct.calcsize("<" + _ENTRY)
+_ENTRY_STRUCT = struct.Struct("<" + _ENTRY)
 _ROW = struct.Struct("<" + _ENTRY * DAYS_PER_MONTH)
 _CALLS_LIMIT = 1 << 96
 _MICRO_LIMIT = 1 << 160
@@ -46,80 +46,88 @@ class ViewValueError(ValueError):
     """A day value the view cannot hold (negative, or beyond any sum of real events)."""
 
 
-def _check(usage: DayUsage) -> Bucket:
-    calls, micro = usage.total
-    if usage.version < 0 or not 0 <= calls < _CALLS_LIMIT or not 0 <= micro < _MICRO_LIMIT:
+def encode(usage: DayUsage) -> tuple[bytes, bytes]:
+    """A day's ``s`` value (version, slot bitmap, widths, running totals) and month-row entry.
+
+    :class:`ViewValueError` for a day the view cannot hold.
+    """
+    order = sorted(usage.slots.items())
+    calls = list(accumulate((bucket.calls for _, bucket in order), initial=0))
+    micro = list(accumulate((bucket.micro for _, bucket in order), initial=0))
+    lowest = min((min(b.calls, b.micro) for _, b in order), default=0)
+    if (
+        usage.version < 0
+        or lowest < 0
+        or (order and not 0 <= order[0][0] <= order[-1][0] < SLOTS_PER_DAY)
+        or calls[-1] >= _CALLS_LIMIT
+        or micro[-1] >= _MICRO_LIMIT
+    ):
         raise ViewValueError(
-            f"day totals out of range for the view (version {usage.version}, "
-            f"{str(calls)[:40]} calls, {str(micro)[:60]} micro-credits)"
+            f"day out of range for the view (version {usage.version}, slots "
+            f"{order[0][0] if order else '-'}..{order[-1][0] if order else '-'}, "
+            f"{str(calls[-1])[:40]} calls, {str(micro[-1])[:60]} micro-credits, lowest {lowest})"
         )
-    for slot, bucket in usage.slots.items():
-        if not 0 <= slot < SLOTS_PER_DAY or bucket.calls < 0 or bucket.micro < 0:
-            raise ViewValueError(f"slot {slot} out of range or negative")
-    return Bucket(calls, micro)
-
-
-def day_total(usage: DayUsage) -> bytes:
-    """The month-row entry of a day: its bucket count and totals."""
-    calls, micro = _check(usage)
-    return struct.pack(
-        "<" + _ENTRY,
-        len(usage.slots),
-        calls & _U64,
-        calls >> 64,
-        micro & _U64,
-        micro >> 64 & _U64,
-        micro >> 128,
+    calls_width = max(1, (calls[-1].bit_length() + 7) // 8)
+    micro_width = max(1, (micro[-1].bit_length() + 7) // 8)
+    shift, step = 8 * calls_width, 8 * (calls_width + micro_width)
+    # All entries as one integer, last first: one to_bytes() instead of two per slot.
+    entries = bitmap = 0
+    for index in range(len(order), 0, -1):
+        entries = entries << step | calls[index] | micro[index] << shift
+        bitmap |= 1 << order[index - 1][0]
+    value = b"".join(
+        (
+            b"%d:" % usage.version,
+            bitmap.to_bytes(_BITMAP_BYTES, "little"),
+            bytes((calls_width, micro_width)),
+            entries.to_bytes(len(order) * (calls_width + micro_width), "little"),
+        )
     )
-
-
-def encode_day(usage: DayUsage) -> bytes:
-    """The ``s`` value of a day: version, slot bitmap, widths, running totals."""
-    calls_total, micro_total = _check(usage)
-    calls_width = max(1, (calls_total.bit_length() + 7) // 8)
-    micro_width = max(1, (micro_total.bit_length() + 7) // 8)
-    bitmap = 0
-    calls = micro = 0
-    parts = [b"%d:" % usage.version, b"", bytes((calls_width, micro_width))]
-    for slot, bucket in sorted(usage.slots.items()):
-        bitmap |= 1 << slot
-        calls += bucket.calls
-        micro += bucket.micro
-        parts.append(calls.to_bytes(calls_width, "little") + micro.to_bytes(micro_width, "little"))
-    parts[1] = bitmap.to_bytes(_BITMAP_BYTES, "little")
-    return b"".join(parts)
+    total_calls, total_micro = calls[-1], micro[-1]
+    entry = _ENTRY_STRUCT.pack(
+        len(order),
+        total_calls & _U64,
+        total_calls >> 64,
+        total_micro & _U64,
+        total_micro >> 64 & _U64,
+        total_micro >> 128,
+    )
+    return value, entry
 
 
 class PackedDay:
-    """The prefix sums of an encoded day (:class:`core.usage.DaySlots`), read in place."""
+    """The prefix sums of an encoded day (:class:`core.usage.DaySlots`), read in place.
 
-    __slots__ = ("_base", "_bitmap", "_blob", "_calls_width", "_step")
+    Most days are asked once (the edge of a daily window), so nothing is parsed up front.
+    """
+
+    __slots__ = ("_blob",)
 
     def __init__(self, blob: bytes) -> None:
-        head = blob.index(b":") + 1
         self._blob = blob
-        self._bitmap = int.from_bytes(blob[head : head + _BITMAP_BYTES], "little")
-        self._calls_width = blob[head + _BITMAP_BYTES]
-        self._step = self._calls_width + blob[head + _BITMAP_BYTES + 1]
-        self._base = head + _BITMAP_BYTES + 2
 
     @property
     def bitmap(self) -> int:
         """Bit ``s`` set when slot ``s`` holds a bucket."""
-        return self._bitmap
+        head = self._blob.index(58) + 1  # after b":"
+        return int.from_bytes(self._blob[head : head + _BITMAP_BYTES], "little")
 
     def before(self, slot: int) -> Totals:
         """Totals of the day's buckets in slots ``0 .. slot - 1``."""
-        count = (self._bitmap & ((1 << slot) - 1)).bit_count()
+        blob = self._blob
+        head = blob.index(58) + 1
+        bitmap = int.from_bytes(blob[head : head + _BITMAP_BYTES], "little")
+        count = (bitmap & ((1 << slot) - 1)).bit_count()
         if not count:
             return 0, 0, 0
-        start = self._base + (count - 1) * self._step
-        middle = start + self._calls_width
-        blob = self._blob
+        calls_width = blob[head + _BITMAP_BYTES]
+        step = calls_width + blob[head + _BITMAP_BYTES + 1]
+        start = head + _BITMAP_BYTES + 2 + (count - 1) * step
+        middle = start + calls_width
         return (
             count,
             int.from_bytes(blob[start:middle], "little"),
-            int.from_bytes(blob[middle : start + self._step], "little"),
+            int.from_bytes(blob[middle : start + step], "little"),
         )
 
 

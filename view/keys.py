@@ -5,9 +5,9 @@ several views can share one Redis or Redis Cluster. An account's keys carry the 
 their hash tag, so they live in one cluster slot and one Lua call can hold them all:
 
 * ``cf:{acme}:s:2026-11``   hash ``{app}:{day of month}`` -> the day's buckets
-  (:func:`view.codec.encode_day`: version, then slot prefix sums)
+  (:func:`view.codec.encode`: version, then slot prefix sums)
 * ``cf:{acme}:t:2026-11``   hash ``{app}`` -> the app's 31 day totals of the UTC month
-  (:func:`view.codec.day_total`, fixed-width entries), the rollup long ranges are summed from
+  (:func:`view.codec.encode`, fixed-width entries), the rollup long ranges are summed from
 * ``cf:{acme}:v``           hash: ``#`` -> the account's change sequence, ``2026-11`` -> the
   sequence of the month's last change (so change tracking costs one field per month)
 * ``cf:{acme}:alerts``      hash ``alert_id`` -> alert JSON (as published to usage.alerts.v1)

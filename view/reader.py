@@ -244,8 +244,8 @@ class ViewReader:
                 entry = _Month(marker, stamp, rows)
                 if_same = every
             for name, blob in _pairs(days):
-                app, _, day = as_text(name).rpartition(":")
-                entry.days[(app, int(day))] = blob
+                cut = name.rindex(b":")
+                entry.days[(name[:cut].decode(), int(name[cut + 1 :]))] = blob
             entry.read_days |= inside.get(month, {}).keys()
             entry.whole = entry.whole or if_same == "*"
             self._cache.put(key, entry)

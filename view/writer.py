@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from core.days import DayKey, DayUsage
 from core.freshness import Progress
 from core.usage import month_day
-from view.codec import ENTRY_SIZE, ViewValueError, day_total, encode_day
+from view.codec import ENTRY_SIZE, ViewValueError, encode
 from view.connection import Client, Script, run_pipeline, script
 from view.keys import ViewKeys, month_id
 
@@ -92,7 +92,7 @@ class ViewWriter:
         if known is not None and known.version >= usage.version:
             return True
         try:
-            day = _Day(usage.version, encode_day(usage), day_total(usage))
+            day = _Day(usage.version, *encode(usage))
         except ViewValueError as error:
             logger.error("day %s left out of the view: %s", key, error)
             return False

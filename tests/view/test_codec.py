@@ -14,11 +14,19 @@ from view.codec import (
     ENTRY_SIZE,
     PackedDay,
     ViewValueError,
-    day_total,
     decode_day,
-    encode_day,
+    encode,
     month_days,
 )
+
+
+def encode_day(usage: DayUsage) -> bytes:
+    return encode(usage)[0]
+
+
+def day_total(usage: DayUsage) -> bytes:
+    return encode(usage)[1]
+
 
 BIG = 10**46  # a 40-digit total of credits, in micro-credits: the most a day record can say
 
