@@ -284,6 +284,7 @@ def scale_main(args: argparse.Namespace) -> int:
     single = Namespace("scale", redis_db=12, extra={**common, "CREDITFLOW_VIEW_PREFIX": "cf"})
     single.flush_redis()
     cluster = None
+    rebuild_at = None
     if not args.no_cluster:
         port = int(os.environ.get("REDIS_CLUSTER_PORT", "7000"))
         cluster = Namespace(
@@ -295,9 +296,22 @@ def scale_main(args: argparse.Namespace) -> int:
                 "CREDITFLOW_BUCKETS_TOPIC": single.settings().buckets_topic,
             },
         )
+        # The rebuild rate on the cluster, from a topic of its own (fewer accounts: a rebuild
+        # of the whole history takes ~4x as long as on one node on this machine).
+        small = Namespace(
+            "scaler", extra={**cluster.extra, "CREDITFLOW_VIEW_PREFIX": f"benchr-{single.tag}"}
+        )
+        small.extra.pop("CREDITFLOW_BUCKETS_TOPIC")
+        rebuild_at = (small, History(accounts=args.cluster_rebuild_accounts))
     started = _step(1, 1, f"view at size: {history}")
     results = run_scale(
-        single, cluster, history, _free_port(), args.scale_seconds, args.scale_think_ms
+        single,
+        cluster,
+        history,
+        _free_port(),
+        args.scale_seconds,
+        tuple(args.scale_think_ms),
+        rebuild_at,
     )
     results["machine"] = _machine()
     _done(started, "done")
@@ -323,8 +337,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--scale-accounts", type=int, default=History.accounts)
     parser.add_argument("--scale-seconds", type=int, default=30, help="per query run")
-    parser.add_argument("--scale-think-ms", type=int, default=200, help="dashboards' pause")
+    parser.add_argument(
+        "--scale-think-ms",
+        type=int,
+        nargs=2,
+        default=[1000, 2000],
+        metavar=("RANDOM", "YEAR"),
+        help="dashboards' longest pause after an answer (random 0..N ms): random mix, year series",
+    )
     parser.add_argument("--no-cluster", action="store_true", help="--scale on one Redis only")
+    parser.add_argument("--cluster-rebuild-accounts", type=int, default=100)
     args = parser.parse_args(argv)
     if args.scale:
         return scale_main(args)

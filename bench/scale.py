@@ -352,7 +352,7 @@ def every_account(port: int, history: History) -> None:
 
 
 def queries(
-    namespace: Namespace, history: History, port: int, seconds: int, think_ms: int
+    namespace: Namespace, history: History, port: int, seconds: int, think_ms: tuple[int, int]
 ) -> dict[str, Any]:
     """The query runs against one API process: uncached, then with the default cache."""
     found: dict[str, Any] = {}
@@ -370,13 +370,13 @@ def queries(
             wrk(port, history, "random", 5, 50, 0)  # warm-up, discarded
             if label == "uncached":
                 found["random_back_to_back"] = wrk(port, history, "random", seconds, 50, 0)
-                found["random_dashboards"] = wrk(port, history, "random", seconds, 50, think_ms)
+                found["random_dashboards"] = wrk(port, history, "random", seconds, 50, think_ms[0])
                 found["year_back_to_back"] = wrk(port, history, "year", seconds, 50, 0)
-                found["year_dashboards"] = wrk(port, history, "year", seconds, 50, think_ms)
+                found["year_dashboards"] = wrk(port, history, "year", seconds, 50, think_ms[1])
             else:
                 every_account(port, history)
                 found["random_dashboards_cached"] = wrk(
-                    port, history, "random", seconds, 50, think_ms
+                    port, history, "random", seconds, 50, think_ms[0]
                 )
                 every_account(port, history)
                 found["api_rss_after_every_account"] = _rss(api.pid)
@@ -385,13 +385,44 @@ def queries(
     return found
 
 
+def copy_view(source: Namespace, target: Namespace) -> dict[str, Any]:
+    """The source's whole view, key by key (DUMP, RESTORE), under the target's prefix."""
+    old = source.env["CREDITFLOW_VIEW_PREFIX"].encode()
+    new = target.env["CREDITFLOW_VIEW_PREFIX"].encode()
+    reader = _sync_client(source)
+    writer = _sync_client(target)
+    started = time.monotonic()
+    copied = 0
+    batch: list[bytes] = []
+
+    def flush() -> None:
+        dump = reader.pipeline(transaction=False)
+        for key in batch:
+            dump.dump(key)
+        restore = writer.pipeline(transaction=False)
+        for key, payload in zip(batch, dump.execute(), strict=True):
+            restore.restore(new + key[len(old) :], 0, payload, replace=True)
+        restore.execute()
+
+    for key in reader.scan_iter(match=old + b":*", count=1000):
+        batch.append(key)
+        if len(batch) == 1000:
+            flush()
+            copied += len(batch)
+            batch = []
+    flush()
+    copied += len(batch)
+    return {"keys": copied, "seconds": round(time.monotonic() - started, 1)}
+
+
 def run_scale(
     single: Namespace,
     cluster: Namespace | None,
     history: History,
     port: int,
     seconds: int,
-    think_ms: int,
+    think_ms: tuple[int, int],
+    cluster_rebuild: tuple[Namespace, History] | None = None,
 ) -> dict[str, Any]:
     """Every step of the phase; the result document."""
     results: dict[str, Any] = {"history": history.__dict__}
@@ -405,9 +436,14 @@ def run_scale(
         if namespace is None:
             continue
         before = used_memory(namespace)
-        print(f"      {label}: rebuilding the view from the topic ...", flush=True)
-        part: dict[str, Any] = {"rebuild": rebuild(namespace, label)}
-        print(f"      {label}: {part['rebuild']}", flush=True)
+        part: dict[str, Any] = {}
+        if label == "single":
+            print(f"      {label}: rebuilding the view from the topic ...", flush=True)
+            part["rebuild"] = rebuild(namespace, label)
+        else:
+            print(f"      {label}: copying the single node's view, key by key ...", flush=True)
+            part["copied_from_single"] = copy_view(single, namespace)
+        print(f"      {label}: {part}", flush=True)
         grown = used_memory(namespace) - before
         view_bytes, keys = key_bytes(namespace, namespace.env["CREDITFLOW_VIEW_PREFIX"] + ":*")
         days = results["produced"]["day_records"]
@@ -425,4 +461,11 @@ def run_scale(
         part["queries"] = queries(namespace, history, port, seconds, think_ms)
         print(f"      {label}: {part['queries']}", flush=True)
         results[label] = part
+    if cluster_rebuild is not None:
+        small = History(accounts=cluster_rebuild[1].accounts)
+        print(f"      cluster: rebuild rate at {small.accounts} accounts ...", flush=True)
+        produced = asyncio.run(produce(cluster_rebuild[0], small, seed=8))
+        results["cluster_rebuild"] = {"history": small.__dict__, "produced": produced}
+        results["cluster_rebuild"]["rebuild"] = rebuild(cluster_rebuild[0], "cluster-small")
+        print(f"      cluster: {results['cluster_rebuild']}", flush=True)
     return results
