@@ -18,7 +18,7 @@ demo: install
 	@scripts/demo
 
 test: install lint typecheck
-	@scripts/stack up kafka redis
+	@scripts/stack up kafka redis rcluster
 	@scripts/browser
 	@$(VENV)/bin/pytest -q
 
@@ -44,7 +44,7 @@ status:
 bench: install
 	@$(PY) -m pip install -q -e '.[dev,bench]'
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk
-	@$(VENV)/bin/creditflow bench
+	@$(VENV)/bin/creditflow bench $(BENCH_ARGS)
 
 clean: down
 	rm -rf .local

@@ -94,8 +94,10 @@ class ViewKeeper:
         """Rebuild the view if it is incomplete and no other worker is rebuilding it."""
         try:
             if self._writer.overflowed:
+                # Once: a rebuild started after this (ours or another worker's) restores the
+                # dropped changes from the topic; invalidating again would undo it.
                 await self._epoch.invalidate()
-                self._scan_all = False
+                self._writer.overflowed = False
             elif self._scan_all:
                 if not await self._epoch.incomplete():
                     self._scan_all = False

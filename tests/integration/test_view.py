@@ -15,6 +15,7 @@ import httpx
 import pytest
 import redis
 
+from core.days import DAY_MS, Bucket, DayKey, DayUsage
 from tests.integration.chaos import Publisher, Stream, compare, generate, view_buckets
 from tests.integration.harness import (
     BACKENDS,
@@ -30,7 +31,10 @@ from tests.integration.harness import (
     wait_until,
     wipe_view,
 )
+from view.epoch import ViewEpoch
 from view.keys import key_slot
+from view.reader import ViewReader
+from view.writer import ViewWriter
 
 EXACT = {"lost": 0, "double_counted": 0, "buckets_with_wrong_credits": 0}
 
@@ -181,6 +185,43 @@ async def test_finding_03_a_bucket_above_1e9_credits_and_unreadable_records_surv
             assert "skipped unreadable record" in worker.log_text()
     finally:
         worker.stop()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_day_writes_are_versioned_and_cached_reads_follow_them(backend: str) -> None:
+    namespace = new_env("days", backend)
+    client = namespace.view_client()
+    keys = namespace.view_keys()
+    writer = ViewWriter(client, keys)
+    reader = ViewReader(client, keys, namespace.partitions, 1 << 20)
+    epoch = ViewEpoch(client, keys)
+    day = DayKey("acme", "bot", 20_000)  # 2024-10-04
+    newer = DayUsage(7, {4: Bucket(2, 5_000_000), 90: Bucket(1, 1)})
+    older = DayUsage(5, {4: Bucket(9, 9)})
+    edges = [day.day * DAY_MS + 3 * 900_000, day.day * DAY_MS + 91 * 900_000]
+    try:
+        await epoch.begin("e1")
+        assert await epoch.finish("e1") == 0
+        assert await writer.write([(day, newer)])
+        first = await reader.usage("acme", edges)
+        assert first.apps["bot"].between(edges[0], edges[1]) == (2, 3, 5_000_001)
+        # Older and equal versions change nothing, in whatever order they come.
+        assert await writer.write([(day, older)])
+        assert await writer.write([(day, newer)])
+        again = await reader.usage("acme", edges)
+        assert again.seq == first.seq
+        assert await reader.buckets("acme") == {
+            ("bot", day.day * DAY_MS + 4 * 900_000): Bucket(2, 5_000_000),
+            ("bot", day.day * DAY_MS + 90 * 900_000): Bucket(1, 1),
+        }
+        # A newer version wins, and the cached month is read again because its stamp moved.
+        assert await writer.write([(day, DayUsage(8, {4: Bucket(3, 6_000_000)}))])
+        latest = await reader.usage("acme", edges)
+        assert latest.seq > first.seq
+        assert latest.apps["bot"].between(edges[0], edges[1]) == (1, 3, 6_000_000)
+        assert reader.cached_bytes > 0
+    finally:
+        await client.aclose()
 
 
 # ------------------------------------------------------------------ Redis Cluster faults
