@@ -17,5 +17,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
-        if "[cluster" in item.nodeid or "-cluster" in item.nodeid:
+        if "[cluster" in item.nodeid:
             item.add_marker(pytest.mark.cluster)

@@ -268,6 +268,7 @@ async def on_cluster() -> AsyncIterator[tuple[Namespace, Stream, WorkerProcess]]
         await asyncio.to_thread(stack, "up", "rcluster")
 
 
+@pytest.mark.cluster
 async def test_cluster_a_shard_that_lost_its_data_is_noticed_and_rebuilt(
     on_cluster: tuple[Namespace, Stream, WorkerProcess],
 ) -> None:
@@ -297,6 +298,7 @@ async def test_cluster_a_shard_that_lost_its_data_is_noticed_and_rebuilt(
             worker.stop()
 
 
+@pytest.mark.cluster
 async def test_cluster_master_killed_9_replica_promoted_answers_exact(
     on_cluster: tuple[Namespace, Stream, WorkerProcess],
 ) -> None:
