@@ -23,7 +23,7 @@ test: install lint typecheck
 	@$(VENV)/bin/pytest -q
 
 unit: install
-	@$(VENV)/bin/pytest -q tests/core tests/models
+	@$(VENV)/bin/pytest -q tests/core tests/models tests/view
 
 lint: install
 	@$(VENV)/bin/ruff check .
