@@ -23,7 +23,8 @@ from bench import dedup_size, throughput
 from bench.latency import plot_freshness, run_latency
 from bench.namespace import RESULTS, ROOT, Namespace
 from bench.query import run_query
-from bench.scale import History, run_scale
+from bench.scale import run_scale
+from bench.scale_build import History
 
 TARGETS = {
     "batch_events_per_second": 100_000,
