@@ -271,7 +271,15 @@ def test_totals_beyond_one_event_bound_stay_exact() -> None:
 
 # ------------------------------------------------------------------ against brute force
 
-TZS = ["America/New_York", "Asia/Kolkata", "America/Santiago", "UTC", "Australia/Lord_Howe"]
+TZS = [
+    "America/New_York",
+    "Asia/Kolkata",
+    "America/Santiago",
+    "UTC",
+    "Australia/Lord_Howe",
+    "Asia/Kathmandu",
+    "Pacific/Chatham",
+]
 BASE = utc(2026, 3, 6)  # three days around New York's spring-forward
 SPAN = 5 * 96  # grid slots
 
