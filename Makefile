@@ -20,13 +20,13 @@ demo: install
 	@scripts/demo
 
 test: install lint typecheck
-	@scripts/stack up kafka redis
+	@scripts/stack up kafka redis rcluster
 	@scripts/browser
 	@$(VENV)/bin/pytest -q
 
 # Every broker-free test: no Kafka, no Redis, no browser (RocksDB runs in a temporary directory).
 unit: install
-	@$(VENV)/bin/pytest -q tests/core tests/models tests/streams tests/config tests/test_docker_compose.py
+	@$(VENV)/bin/pytest -q tests/core tests/models tests/streams tests/view tests/config tests/test_docker_compose.py
 
 lint: install
 	@$(VENV)/bin/ruff check .
@@ -47,7 +47,7 @@ status:
 bench: install
 	@$(PY) -m pip install -q -e '.[dev,bench]'
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk
-	@$(VENV)/bin/creditflow bench
+	@$(VENV)/bin/creditflow bench $(BENCH_ARGS)
 
 clean: down
 	rm -rf .local

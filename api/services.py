@@ -7,7 +7,6 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import Request
@@ -18,6 +17,8 @@ from config.contracts import ContractBook, load_contracts
 from config.settings import Settings
 from streams.accounts import AccountConfig
 from streams.topics import ensure_topics
+from view.connection import Client, connect
+from view.keys import ViewKeys
 from view.reader import ViewReader
 
 
@@ -101,7 +102,7 @@ class Services:
     """Shared clients of one API process."""
 
     settings: Settings
-    redis: aioredis.Redis
+    redis: Client
     reader: ViewReader
     contracts: ContractBook
     tokens: TokenStore
@@ -116,6 +117,10 @@ class Services:
     compute: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="answers")
     )
+    stream_versions: dict[str, tuple[float, asyncio.Future[tuple[bytes, int]]]] = field(
+        default_factory=dict
+    )
+    """The latest view version read per streamed account, shared by its streams."""
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
@@ -124,13 +129,12 @@ class Services:
         Raises :class:`config.settings.AdminTokenError` when the admin token configuration is
         unsafe for ``settings.api_host``: the API refuses to start.
         """
-        client = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=5, socket_connect_timeout=2
-        )
+        client = connect(settings.redis_url, settings.redis_cluster_nodes)
+        keys = ViewKeys(settings.view_prefix)
         return cls(
             settings=settings,
             redis=client,
-            reader=ViewReader(client, settings.partitions),
+            reader=ViewReader(client, keys, settings.partitions, settings.view_cache_bytes),
             contracts=load_contracts(settings.contracts_file),
             answers=AnswerCache(settings.answer_cache_bytes),
             streams=StreamSlots(settings.sse_streams_per_token, settings.sse_streams_total),

@@ -12,6 +12,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.partition import Limits
+from view.keys import DEFAULT_PREFIX
 
 __all__ = ("DEV_ADMIN_TOKEN", "AdminTokenError", "Settings", "get_settings", "is_loopback")
 
@@ -166,6 +167,25 @@ class Settings(BaseSettings):
         """:attr:`webhook_allowed_networks`, parsed."""
         parts = self.webhook_allowed_networks.split(",")
         return tuple(ipaddress.ip_network(part.strip()) for part in parts if part.strip())
+
+    # ---- serving view (Redis); key layout in view/keys.py
+    redis_cluster_nodes: str = Field(
+        "",
+        validation_alias=AliasChoices("REDIS_CLUSTER_NODES", "CREDITFLOW_REDIS_CLUSTER_NODES"),
+        description="host:port,... of Redis Cluster nodes; when set, used instead of REDIS_URL.",
+    )
+    view_prefix: str = Field(
+        DEFAULT_PREFIX,
+        description="First part of every view key: several views can share one Redis (Cluster).",
+    )
+    view_cache_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="Bytes of account-months an API process keeps between reads (LRU).",
+    )
+    view_rebuild_log_seconds: float = Field(
+        5.0, gt=0, description="How often a view rebuild logs its progress."
+    )
 
     @property
     def limits(self) -> Limits:

@@ -63,10 +63,11 @@ def micro_from_total(text: str, max_digits: int = 40) -> int:
     Non-negative, plain decimal notation, at most 6 significant fractional digits, at most
     ``max_digits`` whole digits (far above any real sum, and below ``int()``'s digit limit).
     """
-    match = _DECIMAL_TEXT.fullmatch(text)
-    if match is None:
+    # str methods, not _DECIMAL_TEXT: a view rebuild parses one total per bucket (millions).
+    whole, dot, fraction = text.partition(".")
+    if not (whole.isascii() and whole.isdigit() and (not dot or fraction.isdigit())):
         raise CreditsError(f"a total must be a plain decimal string, got {text[:40]!r}")
-    whole, fraction = match.group(1).lstrip("0") or "0", match.group(2) or ""
+    whole = whole.lstrip("0") or "0"
     if len(whole) > max_digits:
         raise CreditsError(f"a total must have at most {max_digits} whole digits")
     if fraction[_MAX_FRACTION_DIGITS:].strip("0"):

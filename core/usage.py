@@ -1,31 +1,46 @@
-"""Usage queries: validated parameters, and totals and series computed from buckets.
+"""Usage queries: validated parameters, and totals and series computed from day values.
 
-An app's buckets are held as sorted starts with prefix sums, so the total of any aligned range
-is two binary searches and a subtraction, whatever the range's length or time zone.
+The math works on what the serving view keeps per app: the totals of each UTC day, as prefix
+sums per UTC month, and for a day that a window edge falls inside, the prefix sums of that
+day's 15-minute buckets. The usage up to any instant on the bucket grid is then a few lookups
+(months before it, days of its month before it, buckets of its day before it), so a range's
+total or a window of a local-calendar series is a subtraction, in any zone, whatever the
+length: a one-year daily series reads about one value per day and edge, not 35,040 buckets.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
-from typing import Any, Literal, cast, get_args
+from datetime import date
+from functools import lru_cache
+from itertools import accumulate, pairwise
+from typing import Any, Literal, NamedTuple, Protocol, cast, get_args
 from zoneinfo import ZoneInfo
 
-from core.buckets import is_aligned
+from core.buckets import BUCKET_MS, is_aligned
+from core.days import DAY_MS, Bucket, DayUsage
 from core.localtime import Window, boundaries, iso_local, parse_bound, parse_tz, quoted
 from core.money import format_micro
 
 __all__ = (
     "MAX_SERIES_POINTS",
     "SHORTEST_WINDOW_MS",
-    "AppSeries",
+    "AppDays",
+    "DaySlots",
+    "Edge",
     "GroupBy",
+    "MonthDays",
     "QueryError",
+    "SlotPrefix",
+    "Totals",
     "UsageQuery",
     "compute_usage",
+    "edge_parts",
+    "month_day",
     "parse_usage_query",
+    "query_edges",
 )
 
 GroupBy = Literal["app", "none"]
@@ -110,79 +125,242 @@ def _bound(name: str, text: str, tz: ZoneInfo) -> int:
     return instant
 
 
-@dataclass(frozen=True, slots=True)
-class AppSeries:
-    """One app's buckets: sorted starts and prefix sums of calls and micro-credits."""
+# ------------------------------------------------------------------ the math
 
-    starts: list[int]
-    cum_calls: list[int]
-    cum_micro: list[int]
+Totals = tuple[int, int, int]
+"""``(buckets, calls, micro)``: non-empty buckets, calls and micro-credits of a span."""
+
+_ZERO: Totals = (0, 0, 0)
+_ORDINAL_1970 = date(1970, 1, 1).toordinal()
+
+
+class Edge(NamedTuple):
+    """An instant on the bucket grid, split the way the view stores usage."""
+
+    month: int
+    """UTC month index: ``year * 12 + month - 1``."""
+    day_of_month: int
+    """1 to 31."""
+    day: int
+    """UTC day number (days since 1970-01-01)."""
+    slot: int
+    """15-minute slot within the day (0-95)."""
+
+
+@lru_cache(maxsize=1 << 16)
+def month_day(day: int) -> tuple[int, int]:
+    """``(month index, day of month)`` of a UTC day number."""
+    moment = date.fromordinal(day + _ORDINAL_1970)
+    return moment.year * 12 + moment.month - 1, moment.day
+
+
+def edge_parts(edges_ms: Sequence[int]) -> list[Edge]:
+    """Split instants (epoch ms on the bucket grid) into month, day and slot."""
+    parts = []
+    for edge in edges_ms:
+        day = edge // DAY_MS
+        month, day_of_month = month_day(day)
+        parts.append(Edge(month, day_of_month, day, edge % DAY_MS // BUCKET_MS))
+    return parts
+
+
+def _by_month(edges: Sequence[Edge]) -> list[tuple[int, list[tuple[int, int, int]]]]:
+    """Edges grouped by month, each as ``(days of the month before it, day, slot)``."""
+    groups: list[tuple[int, list[tuple[int, int, int]]]] = []
+    for month, day_of_month, day, slot in edges:
+        if not groups or groups[-1][0] != month:
+            groups.append((month, []))
+        groups[-1][1].append((day_of_month - 1, day, slot))
+    return groups
+
+
+class DaySlots(Protocol):
+    """The buckets of one UTC day, as prefix sums."""
+
+    def before(self, slot: int) -> Totals:
+        """Totals of the day's buckets in slots ``0 .. slot - 1``."""
+        ...
+
+
+class SlotPrefix:
+    """:class:`DaySlots` built from a day's buckets."""
+
+    __slots__ = ("_cum", "_slots")
+
+    def __init__(self, slots: Mapping[int, Bucket]) -> None:
+        self._slots = sorted(slots)
+        cum = [_ZERO]
+        for slot in self._slots:
+            buckets, calls, micro = cum[-1]
+            bucket = slots[slot]
+            cum.append((buckets + 1, calls + bucket.calls, micro + bucket.micro))
+        self._cum = cum
+
+    def before(self, slot: int) -> Totals:
+        """Totals of the day's buckets in slots ``0 .. slot - 1``."""
+        return self._cum[bisect_left(self._slots, slot)]
+
+
+@dataclass(frozen=True, slots=True)
+class MonthDays:
+    """An app's day totals in one UTC month, as prefix sums: index ``i`` covers days 1 to ``i``.
+
+    Each sequence has 32 elements; the last is the month's total.
+    """
+
+    buckets: Sequence[int]
+    calls: Sequence[int]
+    micro: Sequence[int]
 
     @classmethod
-    def from_buckets(cls, buckets: Iterable[tuple[int, int, int]]) -> AppSeries:
-        """Build from ``(bucket start ms, calls, micro)`` triples in any order."""
-        starts: list[int] = []
-        cum_calls = [0]
-        cum_micro = [0]
-        for start, calls, micro in sorted(buckets):
-            starts.append(start)
-            cum_calls.append(cum_calls[-1] + calls)
-            cum_micro.append(cum_micro[-1] + micro)
-        return cls(starts, cum_calls, cum_micro)
-
-    def between(self, start_ms: int, end_ms: int) -> tuple[int, int, int]:
-        """``(buckets, calls, micro)`` over ``[start_ms, end_ms)`` (both on the bucket grid)."""
-        lo = bisect_left(self.starts, start_ms)
-        hi = bisect_left(self.starts, end_ms)
-        return (
-            hi - lo,
-            self.cum_calls[hi] - self.cum_calls[lo],
-            self.cum_micro[hi] - self.cum_micro[lo],
+    def from_totals(cls, totals: Mapping[int, Totals]) -> MonthDays:
+        """Build from ``day of month -> totals`` (days without usage may be left out)."""
+        days = [totals.get(day, _ZERO) for day in range(1, 32)]
+        return cls(
+            list(accumulate((day[0] for day in days), initial=0)),
+            list(accumulate((day[1] for day in days), initial=0)),
+            list(accumulate((day[2] for day in days), initial=0)),
         )
 
 
-def _totals(calls: int, micro: int) -> dict[str, Any]:
-    return {"calls": calls, "credits": format_micro(micro)}
+@dataclass(frozen=True, slots=True)
+class AppDays:
+    """One app's usage: day totals per UTC month, and bucket prefixes of some days.
+
+    ``days`` must hold every day that has usage and that an edge asked of :meth:`at` falls
+    strictly inside (not on its midnight); the view reads exactly those.
+    """
+
+    months: Mapping[int, MonthDays]
+    days: Mapping[int, DaySlots]
+
+    @classmethod
+    def from_days(cls, days: Mapping[int, DayUsage]) -> AppDays:
+        """Build from absolute day values (``UTC day number -> DayUsage``)."""
+        by_month: dict[int, dict[int, Totals]] = {}
+        for day, usage in days.items():
+            month, day_of_month = month_day(day)
+            calls, micro = usage.total
+            by_month.setdefault(month, {})[day_of_month] = (len(usage.slots), calls, micro)
+        return cls(
+            {month: MonthDays.from_totals(totals) for month, totals in by_month.items()},
+            {day: SlotPrefix(usage.slots) for day, usage in days.items()},
+        )
+
+    def at(self, edges: Sequence[Edge]) -> list[Totals]:
+        """Usage before each edge (edges ascending), counted from the first month held.
+
+        Only differences between the results mean anything: they are the usage between edges.
+        """
+        months = self.months
+        order = sorted(months)
+        next_month = 0
+        base_buckets = base_calls = base_micro = 0
+        found: list[Totals] = []
+        append = found.append
+        for month_index, month_edges in _by_month(edges):
+            while next_month < len(order) and order[next_month] < month_index:
+                earlier = months[order[next_month]]
+                base_buckets += earlier.buckets[-1]
+                base_calls += earlier.calls[-1]
+                base_micro += earlier.micro[-1]
+                next_month += 1
+            month = months.get(month_index)
+            if month is None:
+                found += [(base_buckets, base_calls, base_micro)] * len(month_edges)
+                continue
+            buckets, calls, micro = month.buckets, month.calls, month.micro
+            for before, day, slot in month_edges:
+                if slot and buckets[before + 1] != buckets[before]:
+                    inside = self.days[day].before(slot)
+                    append(
+                        (
+                            base_buckets + buckets[before] + inside[0],
+                            base_calls + calls[before] + inside[1],
+                            base_micro + micro[before] + inside[2],
+                        )
+                    )
+                else:
+                    append(
+                        (
+                            base_buckets + buckets[before],
+                            base_calls + calls[before],
+                            base_micro + micro[before],
+                        )
+                    )
+        return found
+
+    def between(self, start_ms: int, end_ms: int) -> Totals:
+        """Totals over ``[start_ms, end_ms)`` (both on the bucket grid)."""
+        lo, hi = self.at(edge_parts((start_ms, end_ms)))
+        return hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]
 
 
-def _per_app(
-    apps: Mapping[str, AppSeries], start_ms: int, end_ms: int
-) -> tuple[int, int, list[dict[str, Any]]]:
-    calls_sum = micro_sum = 0
-    rows = []
-    for app_id in sorted(apps):
-        count, calls, micro = apps[app_id].between(start_ms, end_ms)
-        if count:
-            calls_sum += calls
-            micro_sum += micro
-            rows.append({"app_id": app_id, **_totals(calls, micro)})
-    return calls_sum, micro_sum, rows
+@lru_cache(maxsize=1024)
+def query_edges(query: UsageQuery) -> tuple[int, ...]:
+    """:attr:`UsageQuery.edges`, computed once per query (the reader and the math both ask)."""
+    return tuple(query.edges)
 
 
-def compute_usage(query: UsageQuery, apps: Mapping[str, AppSeries]) -> dict[str, Any]:
+# Window edges of the same zone recur across queries (days, months), and rendering them costs
+# more than the sums between them.
+_iso_local = lru_cache(maxsize=1 << 16)(iso_local)
+
+
+def compute_usage(query: UsageQuery, apps: Mapping[str, AppDays]) -> dict[str, Any]:
     """The body of a usage answer, without the freshness fields (``as_of``, ``lag``)."""
+    edges = query_edges(query)
+    parts = edge_parts(edges)
+    names = sorted(apps)
+    # Per app, the usage of each window between consecutive edges.
+    windows = []
+    for name in names:
+        cum = apps[name].at(parts)
+        windows.append(
+            [(b1 - b0, c1 - c0, m1 - m0) for (b0, c0, m0), (b1, c1, m1) in pairwise(cum)]
+        )
     grouped = query.group_by == "app"
-    calls, micro, rows = _per_app(apps, query.start_ms, query.end_ms)
+    windowed = query.window != "none"
+    tz = query.tz
     series = []
-    if query.window != "none":
-        edges = query.edges
-        for lo, hi in pairwise(edges):
-            point_calls, point_micro, point_rows = _per_app(apps, lo, hi)
-            point: dict[str, Any] = {
-                "start": iso_local(lo, query.tz),
-                "end": iso_local(hi, query.tz),
-                **_totals(point_calls, point_micro),
-            }
-            point["apps"] = point_rows if grouped else None
-            series.append(point)
+    totals = [(0, 0, 0)] * len(names)
+    for index in range(len(edges) - 1):
+        point_calls = point_micro = 0
+        rows = []
+        for position, name in enumerate(names):
+            buckets, calls, micro = windows[position][index]
+            if buckets:
+                point_calls += calls
+                point_micro += micro
+                rows.append({"app_id": name, "calls": calls, "credits": format_micro(micro)})
+                seen, calls_sum, micro_sum = totals[position]
+                totals[position] = (seen + buckets, calls_sum + calls, micro_sum + micro)
+        if windowed:
+            series.append(
+                {
+                    "start": _iso_local(edges[index], tz),
+                    "end": _iso_local(edges[index + 1], tz),
+                    "calls": point_calls,
+                    "credits": format_micro(point_micro),
+                    "apps": rows if grouped else None,
+                }
+            )
+    app_rows = [
+        {"app_id": name, "calls": calls, "credits": format_micro(micro)}
+        for name, (buckets, calls, micro) in zip(names, totals, strict=True)
+        if buckets
+    ]
     return {
         "account_id": query.account_id,
-        "from": iso_local(query.start_ms, query.tz),
-        "to": iso_local(query.end_ms, query.tz),
-        "tz": query.tz.key,
+        "from": _iso_local(query.start_ms, tz),
+        "to": _iso_local(query.end_ms, tz),
+        "tz": tz.key,
         "window": query.window,
         "group_by": query.group_by,
-        "total": _totals(calls, micro),
-        "apps": rows if grouped else None,
+        "total": {
+            "calls": sum(calls for _, calls, _ in totals),
+            "credits": format_micro(sum(micro for _, _, micro in totals)),
+        },
+        "apps": app_rows if grouped else None,
         "series": series,
     }

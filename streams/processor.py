@@ -43,7 +43,6 @@ from aiokafka.errors import (
 )
 
 from config.settings import Settings
-from core.buckets import BUCKET_MS
 from core.days import DAY_MS, DayKey, DayUsage
 from core.freshness import Progress
 from core.ledger import PeriodLedger, TermsLookup
@@ -70,7 +69,7 @@ from streams.state.outbox import Outbox
 from streams.state.restore import Restorer
 from streams.state.store import PartitionStore, StoreBudget, StoreFormatError
 from view.keys import alerts_key
-from view.writer import BucketWrite, ViewWriter
+from view.writer import ViewWriter
 
 __all__ = ("Processor", "now_ms")
 
@@ -434,7 +433,7 @@ class Processor:
             for _, rejection in outcome.rejected:
                 metrics[f"dlq:{rejection.reason.value}"] += 1
             metrics["events_rerouted"] += sum(len(items) for items in outcome.rerouted.values())
-        return await self.writer.write(_bucket_writes(days), None, metrics, docs)
+        return await self.writer.write(days, None, metrics, docs)
 
     def _progress_of(self, owned: Iterable[_Owned]) -> dict[int, Progress]:
         lines = {}
@@ -538,22 +537,6 @@ class Processor:
         lines = self._progress_of(self._owned.values())
         if lines:
             await self.writer.write((), lines)
-
-
-def _bucket_writes(days: list[tuple[DayKey, DayUsage]]) -> list[BucketWrite]:
-    """SHIM(state): the current view writer takes buckets; the compact view takes days."""
-    return [
-        (
-            key.account_id,
-            key.app_id,
-            key.day * DAY_MS + slot * BUCKET_MS,
-            b.calls,
-            b.micro,
-            usage.version,
-        )
-        for key, usage in days
-        for slot, b in usage.slots.items()
-    ]
 
 
 def now_ms() -> int:

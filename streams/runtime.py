@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
@@ -20,7 +19,9 @@ from streams.deliverer import Deliverer
 from streams.partitioner import account_partition
 from streams.processor import Processor, now_ms
 from streams.viewkeeper import ViewKeeper
-from view.keys import EPOCH, PROGRESS, as_text, buckets_key, parse_bucket_field
+from view.connection import Client, connect
+from view.keys import ViewKeys, as_text
+from view.reader import ViewNotReady, ViewReader
 from view.writer import ViewWriter
 
 __all__ = ("WorkerRuntime",)
@@ -33,10 +34,11 @@ class WorkerRuntime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.redis: aioredis.Redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=5, socket_connect_timeout=2
-        )
-        self.writer = ViewWriter(self.redis)
+        self.redis: Client = connect(settings.redis_url, settings.redis_cluster_nodes)
+        keys = ViewKeys(settings.view_prefix)
+        self.writer = ViewWriter(self.redis, keys)
+        # Reads of the view's history, for period totals longer than the state (no cache).
+        self._history_reader = ViewReader(self.redis, keys, settings.partitions, cache_bytes=0)
         self.keeper = ViewKeeper(settings, self.redis, self.writer)
         self._producer: AIOKafkaProducer | None = None
         self._processor: Processor | None = None
@@ -121,25 +123,20 @@ class WorkerRuntime:
 
     async def _view_progress(self, partition: int) -> Progress | None:
         try:
-            line = await self.redis.hget(PROGRESS, str(partition))
+            line = await self.redis.hget(self.writer.keys.progress, str(partition))
         except RedisError:
             return None
         return None if line is None else Progress.decode(as_text(line))
 
     async def _history(self, account_id: str, start_ms: int, end_ms: int) -> int | None:
-        """SHIM(view): an account's micro-credits in a range, read from the current layout."""
+        """An account's micro-credits in a range, from the view (None: not complete now)."""
+        if self.writer.has_pending:
+            return None  # what this worker wrote may not all be in Redis yet
         try:
-            if self.writer.has_pending or not await self.redis.exists(EPOCH):
-                return None
-            fields = await self.redis.hgetall(buckets_key(account_id))
-        except RedisError:
+            usage = await self._history_reader.usage(account_id, [start_ms, end_ms])
+        except (ViewNotReady, RedisError):
             return None
-        total = 0
-        for name, value in fields.items():
-            _, bucket_ms = parse_bucket_field(as_text(name))
-            if start_ms <= bucket_ms < end_ms:
-                total += int(as_text(value).rsplit(":", 1)[1])
-        return total
+        return sum(days.between(start_ms, end_ms)[2] for days in usage.apps.values())
 
     async def _heartbeat(self) -> None:
         owned = sorted(self.processor.owned)

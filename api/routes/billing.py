@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 from api.auth import Authenticated, Principal
 from api.errors import ApiError
 from api.responses import JSON
-from api.routes.usage import check_account, freshness_fields, read_account
+from api.routes.usage import check_account, freshness_fields, read_usage
 from api.services import Services, services
 from core.billing import Period, bill, period_at, previous_period
 from core.localtime import iso_local, parse_bound
@@ -88,7 +88,7 @@ async def get_billing(
         chosen = previous_period(terms, chosen)
     if chosen is None:
         raise ApiError(404, "no_period", f"no billing period of {account!r} covers that date")
-    view = await read_account(svc, account)
+    view = await read_usage(svc, account, [chosen.start_ms, chosen.end_ms])
     used = sum(app.between(chosen.start_ms, chosen.end_ms)[2] for app in view.apps.values())
     try:
         alerts = [
@@ -114,7 +114,7 @@ async def get_billing(
         "alert_thresholds": list(terms.thresholds),
         "alerts": alerts,
     }
-    body.update(freshness_fields(view))
+    body.update(freshness_fields(view.freshness))
     return JSON(body)
 
 

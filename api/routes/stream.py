@@ -23,10 +23,10 @@ from starlette.types import Receive, Scope, Send
 
 from api.auth import Authenticated
 from api.errors import ApiError
-from api.routes.usage import check_account, parse_query, read_account, render_answer, with_freshness
+from api.routes.usage import check_account, parse_query, read_usage, render_answer, with_freshness
 from api.services import Services, services
 from core.localtime import month_bounds, parse_tz
-from core.usage import UsageQuery
+from core.usage import UsageQuery, query_edges
 from view.reader import ViewNotReady
 
 __all__ = ("router",)
@@ -90,7 +90,7 @@ async def stream_usage(
         start, end = first.isoformat(), following.isoformat()
     max_points = svc.settings.sse_max_points
     query = parse_query(account, start, end, tz, window, group_by, default_tz, max_points)
-    await read_account(svc, account)
+    await read_usage(svc, account, query_edges(query))
     refusal = svc.streams.acquire(principal.name)
     if refusal is not None:
         raise ApiError(429, "too_many_streams", refusal, {"Retry-After": "5"})
@@ -104,11 +104,29 @@ async def stream_usage(
 async def _frames(
     request: Request, svc: Services, query: UsageQuery, key: tuple[Any, ...]
 ) -> AsyncIterator[bytes]:
-    last_seq, last_sent = -1, 0.0
+    edges = query_edges(query)
+    last_version: tuple[bytes, int] | None = None
+    last_sent = 0.0
     while not await request.is_disconnected():
         try:
-            # Shared: every stream of the account polling now reuses one Redis round trip.
-            view = await svc.reader.account(query.account_id, max_age=_POLL_SECONDS)
+            # Freshness before the data: what it claims is then in what follows. The version
+            # read is shared by every stream of the account polling now (one Redis call).
+            fresh = await svc.reader.freshness()
+            version = await _version(svc, query.account_id)
+            now = time.monotonic()
+            if version != last_version or now - last_sent >= _KEEPALIVE_SECONDS:
+                cache_key = (key[0], *version, *key[1:])
+                body = svc.answers.get(cache_key)
+                if body is None:
+                    view = await svc.reader.usage(query.account_id, edges)
+                    cache_key = (key[0], view.epoch, view.seq, *key[1:])
+                    try:
+                        body = await render_answer(svc, cache_key, query, view.apps)
+                    except ApiError as error:
+                        yield _sse("error", {"code": error.code, "message": error.message})
+                        return
+                yield b"event: usage\ndata: " + with_freshness(body, fresh) + b"\n\n"
+                last_version, last_sent = version, now
         except ViewNotReady:
             yield _sse("unavailable", {"message": "the usage view is being rebuilt; retrying"})
             await asyncio.sleep(1)
@@ -118,19 +136,19 @@ async def _frames(
             yield _sse("unavailable", {"message": "Redis is unreachable; retrying"})
             await asyncio.sleep(1)
             continue
-        now = time.monotonic()
-        if view.seq != last_seq or now - last_sent >= _KEEPALIVE_SECONDS:
-            cache_key = (key[0], view.epoch, view.seq, *key[1:])
-            body = svc.answers.get(cache_key)
-            if body is None:
-                try:
-                    body = await render_answer(svc, cache_key, query, view)
-                except ApiError as error:
-                    yield _sse("error", {"code": error.code, "message": error.message})
-                    return
-            yield b"event: usage\ndata: " + with_freshness(body, view) + b"\n\n"
-            last_seq, last_sent = view.seq, now
         await asyncio.sleep(_POLL_SECONDS)
+
+
+async def _version(svc: Services, account: str) -> tuple[bytes, int]:
+    """The account's view version, read once per poll interval however many streams ask."""
+    now = time.monotonic()
+    shared = svc.stream_versions.get(account)
+    if shared is None or now - shared[0] >= _POLL_SECONDS:
+        if len(svc.stream_versions) > 2 * svc.settings.sse_streams_total:
+            svc.stream_versions.clear()  # accounts nobody follows any more
+        shared = (now, asyncio.ensure_future(svc.reader.version(account)))
+        svc.stream_versions[account] = shared
+    return await asyncio.shield(shared[1])
 
 
 def _sse(event: str, payload: Any) -> bytes:

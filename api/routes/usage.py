@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -18,24 +18,26 @@ from api.responses import JSON
 from api.services import Services
 from core.buckets import iso_utc
 from core.events import ID_PATTERN
+from core.freshness import Freshness
 from core.localtime import OffGridOffset, quoted
 from core.usage import (
     MAX_SERIES_POINTS,
     SHORTEST_WINDOW_MS,
-    AppSeries,
+    AppDays,
     QueryError,
     UsageQuery,
     compute_usage,
     parse_usage_query,
+    query_edges,
 )
 from models.usage import UsageAnswer
-from view.reader import AccountView, ViewNotReady
+from view.reader import AccountUsage, ViewNotReady
 
 __all__ = (
     "check_account",
     "freshness_fields",
     "parse_query",
-    "read_account",
+    "read_usage",
     "render_answer",
     "router",
     "usage_body",
@@ -56,10 +58,10 @@ def check_account(account: str, principal: Principal, *, write: bool = False) ->
         raise ApiError(403, "forbidden", f"this token has no {scope} scope on account {account!r}")
 
 
-async def read_account(svc: Services, account: str, max_age: float = 0.0) -> AccountView:
-    """The account's view, or 503 while Redis is down or the view is rebuilding."""
+async def read_usage(svc: Services, account: str, edges: Sequence[int]) -> AccountUsage:
+    """What the account's answer over ``edges`` needs, or 503 while Redis is down or rebuilding."""
     try:
-        return await svc.reader.account(account, max_age)
+        return await svc.reader.usage(account, edges)
     except ViewNotReady as error:
         raise ApiError(503, "view_rebuilding", str(error), {"Retry-After": "2"}) from None
     except RedisError:
@@ -68,10 +70,10 @@ async def read_account(svc: Services, account: str, max_age: float = 0.0) -> Acc
         ) from None
 
 
-def freshness_fields(view: AccountView) -> dict[str, Any]:
+def freshness_fields(fresh: Freshness) -> dict[str, Any]:
     """``as_of`` (RFC 3339 UTC, null if unknown) and ``lag``."""
-    as_of = view.freshness.as_of_ms
-    return {"as_of": None if as_of is None else iso_utc(as_of), "lag": view.freshness.lag}
+    as_of = fresh.as_of_ms
+    return {"as_of": None if as_of is None else iso_utc(as_of), "lag": fresh.lag}
 
 
 def _query_parameter(name: str, description: str) -> dict[str, Any]:
@@ -123,13 +125,14 @@ async def usage_body(
     tz, window, group_by = params.get("tz"), params.get("window"), params.get("group_by")
     check_account(account, principal)
     default_tz = await svc.time_zone_of(account)
-    view = await read_account(svc, account, max_age=0.02)
+    # A bad query is a 400 even while the view is rebuilding: parse before reading.
+    query = parse_query(account, start, end, tz, window, group_by, default_tz)
+    view = await read_usage(svc, account, query_edges(query))
     key = (account, view.epoch, view.seq, start, end, tz, window, group_by, default_tz)
     body = svc.answers.get(key)
     if body is None:
-        query = parse_query(account, start, end, tz, window, group_by, default_tz)
-        body = await render_answer(svc, key, query, view)
-    return with_freshness(body, view)
+        body = await render_answer(svc, key, query, view.apps)
+    return with_freshness(body, view.freshness)
 
 
 def parse_query(
@@ -155,28 +158,28 @@ _INLINE_CELLS = 2000
 
 
 async def render_answer(
-    svc: Services, key: tuple[object, ...], query: UsageQuery, view: AccountView
+    svc: Services, key: tuple[object, ...], query: UsageQuery, apps: Mapping[str, AppDays]
 ) -> bytes:
     """The answer's JSON without freshness, computed (off the loop if large) and cached."""
     shortest = SHORTEST_WINDOW_MS.get(query.window)
     windows = 0 if shortest is None else (query.end_ms - query.start_ms) // shortest + 1
     try:
-        if windows * (len(view.apps) + 1) <= _INLINE_CELLS:
-            body = _render(query, view.apps)
+        if windows * (len(apps) + 1) <= _INLINE_CELLS:
+            body = _render(query, apps)
         else:
             loop = asyncio.get_running_loop()
-            body = await loop.run_in_executor(svc.compute, _render, query, view.apps)
+            body = await loop.run_in_executor(svc.compute, _render, query, apps)
     except OffGridOffset as error:
         raise ApiError(400, "invalid_query", str(error)) from None
     svc.answers.put(key, body)
     return body
 
 
-def _render(query: UsageQuery, apps: Mapping[str, AppSeries]) -> bytes:
+def _render(query: UsageQuery, apps: Mapping[str, AppDays]) -> bytes:
     return orjson.dumps(compute_usage(query, apps))
 
 
-def with_freshness(body: bytes, view: AccountView) -> bytes:
+def with_freshness(body: bytes, fresh: Freshness) -> bytes:
     """A rendered answer with the view's current ``as_of`` and ``lag`` appended."""
     # The cached answer ends with "}"; the freshness fields are always current.
-    return body[:-1] + b"," + orjson.dumps(freshness_fields(view))[1:]
+    return body[:-1] + b"," + orjson.dumps(freshness_fields(fresh))[1:]

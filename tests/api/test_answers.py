@@ -21,10 +21,9 @@ import api.routes.usage as usage_route
 from api.app import create_app
 from api.services import AnswerCache, Services, StreamSlots
 from config.settings import Settings
-from core.buckets import BUCKET_MS, to_epoch_ms
-from core.freshness import Freshness
-from core.usage import AppSeries, UsageQuery, parse_usage_query
-from view.reader import AccountView
+from core.buckets import to_epoch_ms
+from core.days import DAY_MS, Bucket, DayUsage
+from core.usage import AppDays, UsageQuery, parse_usage_query
 
 
 def _settings(tmp_path: Path, **fields: Any) -> Settings:
@@ -33,15 +32,12 @@ def _settings(tmp_path: Path, **fields: Any) -> Settings:
     )
 
 
-def _view(apps: int, days: int) -> AccountView:
-    start = to_epoch_ms(datetime(2025, 1, 1, tzinfo=UTC))
-    series = {
-        f"app-{a}": AppSeries.from_buckets(
-            (start + b * BUCKET_MS * 4, 1, 1_000_000) for b in range(days * 24)
-        )
-        for a in range(apps)
-    }
-    return AccountView(series, Freshness(None, 0), seq=7, epoch=b"1")
+def _view(apps: int, days: int) -> dict[str, AppDays]:
+    """Every hour of ``days`` days from 2025-01-01 holds one call of one credit, per app."""
+    first = to_epoch_ms(datetime(2025, 1, 1, tzinfo=UTC)) // DAY_MS
+    hourly = {slot: Bucket(1, 1_000_000) for slot in range(0, 96, 4)}
+    usage = {first + day: DayUsage(1, hourly) for day in range(days)}
+    return {f"app-{a}": AppDays.from_days(usage) for a in range(apps)}
 
 
 def _query(window: str, days: int) -> UsageQuery:
@@ -55,7 +51,7 @@ async def test_finding_10_large_answers_are_computed_off_the_event_loop(
     threads: list[str] = []
     real = usage_route.compute_usage
 
-    def recording(query: UsageQuery, apps: Mapping[str, AppSeries]) -> dict[str, Any]:
+    def recording(query: UsageQuery, apps: Mapping[str, AppDays]) -> dict[str, Any]:
         threads.append(threading.current_thread().name)
         return real(query, apps)
 

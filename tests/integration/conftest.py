@@ -13,8 +13,8 @@ from tests.integration.harness import stack
 
 @pytest.fixture(scope="session", autouse=True)
 def local_stack() -> None:
-    """Kafka and Redis up (idempotent); each test namespace then takes its own topics and DB."""
-    stack("up", "kafka", "redis")
+    """Kafka, Redis and the Redis Cluster up (idempotent); namespaces take their own parts."""
+    stack("up", "kafka", "redis", "rcluster")
 
 
 @pytest.fixture(scope="module")
@@ -35,3 +35,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+        if "[cluster" in item.nodeid:
+            item.add_marker(pytest.mark.rcluster)

@@ -14,6 +14,7 @@ import pytest
 
 from tests.integration.harness import (
     ARTIFACTS,
+    BACKENDS,
     Namespace,
     WorkerProcess,
     api_client,
@@ -55,12 +56,14 @@ class Stack:
         self.worker = WorkerProcess(self.namespace, "restarted").start()
 
 
-@pytest.fixture(scope="module")
-async def stack_with_hooks() -> AsyncIterator[Stack]:
+@pytest.fixture(scope="module", params=BACKENDS)
+async def stack_with_hooks(request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
+    """Alerts once per view backend: one Redis, and the Redis Cluster."""
     today = datetime.now(UTC).date()
     anchor = _anchor(today)
     namespace = new_env(
         "alerts",
+        request.param,
         extra={
             "CREDITFLOW_SESSION_TIMEOUT_SECONDS": "6",
             # The receiver listens on loopback, which webhooks may not reach by default.
