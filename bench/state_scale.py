@@ -87,7 +87,8 @@ async def _produce(
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks=1,
+        acks="all",
+        enable_idempotence=True,
         linger_ms=50,
         max_batch_size=1024 * 1024,
     )
@@ -166,7 +167,9 @@ async def _probe_visible(namespace: Namespace, api: str, started: float, limit_s
         "occurred_at": occurred.isoformat(),
         "credits": "1",
     }
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
+    )
     await producer.start()
     try:
         before = await _probe_calls(api, account, occurred)
