@@ -107,7 +107,10 @@ class Settings(BaseSettings):
         description="Input bytes applied and committed together (bounds a run's memory).",
     )
     outbox_days_per_run: int = Field(
-        5000, ge=1, description="Changed days published to the bucket topic and view per run."
+        1000,
+        ge=1,
+        description="Older days (before yesterday) published per run and per heartbeat; the "
+        "current and previous day always go at once.",
     )
     data_dir: Path = Field(
         Path("creditflow-data"), description="Where a worker keeps its partitions' local state."

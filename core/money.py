@@ -116,11 +116,13 @@ def _bounded(micro: int) -> int:
 
 def format_micro(micro: int) -> str:
     """Render micro-credits as the shortest exact decimal string (``12500000`` -> ``"12.5"``)."""
-    sign = "-" if micro < 0 else ""
-    whole, fraction = divmod(abs(micro), MICRO)
-    if fraction == 0:
-        return f"{sign}{whole}"
-    return f"{sign}{whole}.{fraction:06d}".rstrip("0")
+    if micro < 0:
+        return "-" + format_micro(-micro)
+    whole, fraction = divmod(micro, MICRO)
+    if not fraction:
+        return str(whole)
+    # %-formatting: a day record formats up to 96 of these, and it is the fastest spelling.
+    return ("%d.%06d" % (whole, fraction)).rstrip("0")  # noqa: UP031
 
 
 def round_half_up(amount: Decimal, minor_digits: int) -> Decimal:

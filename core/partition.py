@@ -29,11 +29,11 @@ from typing import NamedTuple
 from core.alerts import Alert, AlertKey
 from core.billing import Terms
 from core.buckets import BUCKET_MS, iso_utc
-from core.days import DAY_MS, Bucket, DayKey, DayUsage
+from core.days import DAY_MS, DayKey, DayUsage
 from core.events import Event, Reason, Rejection, decode_body
 from core.ledger import PeriodKey, PeriodLedger, PeriodTotal, TermsLookup
 from core.state import StateReader
-from core.statecodec import decode_day, encode_day, id_key, version_of
+from core.statecodec import decode_day, id_key, merge_day, version_of
 
 __all__ = (
     "BatchOutcome",
@@ -117,15 +117,7 @@ class _Cell:
         self.added: dict[int, list[int]] = {}
 
     def final(self) -> bytes:
-        slots = decode_day(self.stored).slots if self.stored is not None else {}
-        for slot, (calls, micro) in self.added.items():
-            known = slots.get(slot)
-            slots[slot] = (
-                Bucket(calls, micro)
-                if known is None
-                else Bucket(known.calls + calls, known.micro + micro)
-            )
-        return encode_day(DayUsage(self.version, slots))
+        return merge_day(self.stored, self.version, self.added)
 
 
 _SLICE = 4096

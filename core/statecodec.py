@@ -57,6 +57,7 @@ __all__ = (
     "encode_day",
     "encode_total",
     "id_key",
+    "merge_day",
     "parse_alert_key",
     "parse_counter_key",
     "parse_day_key",
@@ -185,6 +186,34 @@ def decode_day(raw: bytes) -> DayUsage:
         version_of(raw),
         {flat[i]: Bucket(flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)},
     )
+
+
+def merge_day(stored: bytes | None, version: int, added: dict[int, list[int]]) -> bytes:
+    """A stored day value with ``added`` (slot -> [calls, micro]) counted in, at ``version``.
+
+    Works on the flat form, without building a :class:`DayUsage`: a backfill run merges tens
+    of thousands of dense days.
+    """
+    if stored is None:
+        merged: dict[int, list[int]] = added
+    else:
+        flat = [int(value) for value in _flat.decode(stored[_VERSION.size :])]
+        merged = {flat[i]: [flat[i + 1], flat[i + 2]] for i in range(0, len(flat), 3)}
+        for slot, (calls, micro) in added.items():
+            known = merged.get(slot)
+            if known is None:
+                merged[slot] = [calls, micro]
+            else:
+                merged[slot] = [known[0] + calls, known[1] + micro]
+    out: list[int | str] = []
+    for slot in sorted(merged):
+        calls, micro = merged[slot]
+        out += (slot, calls, micro)
+    try:
+        packed = _encoder.encode(out)
+    except OverflowError:
+        packed = _encoder.encode([_wide(value) for value in out])
+    return _VERSION.pack(version) + packed
 
 
 def encode_total(total: PeriodTotal) -> bytes:

@@ -4,8 +4,9 @@ The outbox is part of the local state (its own column family, written in the sam
 batch as the days), so a day changed by a committed run is published after a crash too. It
 decouples how often a day *changes* from how often it is *published*: a current-time run
 changes a few days and publishes them all at once; a 30-day backfill changes tens of thousands
-per run, and the outbox publishes a bounded number per run (the newest days first, then the
-longest waiting), each carrying every change made to it meanwhile.
+per run, and the outbox publishes the current and previous day at once and a bounded number of
+older ones per run and per heartbeat (the longest waiting first), each carrying every change
+made to it meanwhile.
 
 The view may claim a partition's offset only when nothing at or below it waits here:
 :meth:`Outbox.view_applied` is what its progress line says.
@@ -72,18 +73,18 @@ class Outbox:
             del self.pending[name]
         return gone
 
-    def select(self, limit: int, hot_from: bytes) -> list[bytes]:
-        """Days to publish now: those at or after ``hot_from`` first, then the longest waiting."""
+    def select(self, cold_limit: int, hot_from: bytes) -> list[bytes]:
+        """Days to publish now.
+
+        Every day at or after ``hot_from`` (what dashboards watch), then up to ``cold_limit``
+        of the others, the longest waiting first.
+        """
         hot = [name for name in self.pending if name >= hot_from]
-        chosen = hot[:limit]
-        if len(chosen) < limit:
-            taken = set(chosen)
-            waiting = heapq.nsmallest(
-                limit - len(chosen) + len(taken),
-                ((first, name) for name, (first, _) in self.pending.items()),
-            )
-            chosen += [name for _, name in waiting if name not in taken][: limit - len(chosen)]
-        return chosen
+        waiting = heapq.nsmallest(
+            cold_limit,
+            ((first, name) for name, (first, _) in self.pending.items() if name < hot_from),
+        )
+        return hot + [name for _, name in waiting]
 
     def published(self, applied: int, watermark_ms: int) -> tuple[int, int]:
         """The highest offset whose effects are all published, and the watermark there.

@@ -51,7 +51,7 @@ def test_the_earliest_unpublished_change_of_a_day_is_kept(tmp_path: Path) -> Non
     store.close()
 
 
-def test_select_prefers_hot_days_then_the_longest_waiting(tmp_path: Path) -> None:
+def test_select_takes_every_hot_day_then_the_longest_waiting(tmp_path: Path) -> None:
     store = PartitionStore.open(tmp_path / "p0", budget())
     outbox = Outbox(store)
     batch = store.batch()
@@ -61,9 +61,10 @@ def test_select_prefers_hot_days_then_the_longest_waiting(tmp_path: Path) -> Non
     outbox.stage_changed(batch, [name(D27 - 7)], 2, 0)
     store.write(batch)
     hot = hot_from(D27 - 1)
-    assert outbox.select(2, hot) == [name(D27), name(D27 - 1)]
-    assert outbox.select(1, hot) == [name(D27)]
-    assert outbox.select(4, hot) == [name(D27), name(D27 - 1), name(D27 - 5), name(D27 - 7)]
+    # The current and previous day always go; older ones within the limit, oldest change first.
+    assert outbox.select(0, hot) == [name(D27), name(D27 - 1)]
+    assert outbox.select(1, hot) == [name(D27), name(D27 - 1), name(D27 - 5)]
+    assert outbox.select(2, hot) == [name(D27), name(D27 - 1), name(D27 - 5), name(D27 - 7)]
     assert outbox.select(10, hot) == [
         name(D27),
         name(D27 - 1),
