@@ -393,6 +393,16 @@ def test_worker_and_api_agree_on_partitions(
     ).get("CREDITFLOW_PARTITIONS")
 
 
+def test_workers_keep_their_local_state_in_a_volume_of_their_own(
+    services: dict[str, dict[str, Any]], clean_env: pytest.MonkeyPatch
+) -> None:
+    worker = services["worker"]
+    data_dir = str(_settings_for(worker, clean_env).data_dir)
+    # Anonymous (container-scoped), not a named volume: replicas must not share one store.
+    assert data_dir in worker.get("volumes", []), "the worker's data dir is a volume"
+    assert all(":" not in str(volume) for volume in worker.get("volumes", []))
+
+
 def test_worker_command(services: dict[str, dict[str, Any]]) -> None:
     args = _cli(_argv(services["worker"].get("command")))
     assert args.command == "worker"
