@@ -22,8 +22,9 @@ test: install lint typecheck
 	@scripts/browser
 	@$(VENV)/bin/pytest -q
 
+# Every broker-free test: no Kafka, no Redis, no browser (RocksDB runs in a temporary directory).
 unit: install
-	@$(VENV)/bin/pytest -q tests/core tests/models
+	@$(VENV)/bin/pytest -q tests/core tests/models tests/streams tests/config tests/test_docker_compose.py
 
 lint: install
 	@$(VENV)/bin/ruff check .

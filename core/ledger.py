@@ -123,6 +123,7 @@ class PeriodLedger:
         total = self.totals.get(key)
         if total is None or total.unseeded_before_ms <= key.start_ms:
             return []
+        opener = self._opener(key, total)
         total = PeriodTotal(total.micro + history_micro, total.version, key.start_ms)
         self.totals[key] = total
         self._changed.add(key)
@@ -131,7 +132,7 @@ class PeriodLedger:
         period = period_at(terms, key.start_ms)
         if period is None or (period.start_ms, period.end_ms) != (key.start_ms, key.end_ms):
             return []  # the contract changed meanwhile; the new period is counted on its own
-        return self._crossed(terms, period, total.micro, arrival_ms, self._opener(key, total))
+        return self._crossed(terms, period, total.micro, arrival_ms, opener)
 
     @staticmethod
     def _opener(key: PeriodKey, total: PeriodTotal) -> str:

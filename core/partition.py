@@ -94,6 +94,10 @@ class BatchOutcome:
     replayed: int = 0
     alerts: list[Alert] = field(default_factory=list)
 
+    def decoded_days(self) -> dict[DayKey, DayUsage]:
+        """:attr:`days` decoded (for readers that want every value as objects)."""
+        return {key: decode_day(value) for key, value in self.days.items()}
+
     @property
     def applied_anything(self) -> bool:
         """Whether the outcome changes the state (its fence, a day, a total)."""

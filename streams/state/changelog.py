@@ -13,8 +13,11 @@ every tag's value and keeps the one with the highest version (values are determi
 higher version is the more complete), and the fence is the highest any writer reached. The new
 owner tombstones an older tag's key the first time it writes the same day or period.
 
-**Order.** Days and totals come first, ids after them (so an id found in a log cut short by a
-crash always comes with the count it stands for), the fence last.
+**Order.** Fired thresholds first, then period totals, then days, then ids, the fence last: in
+a log cut short by a crash, an id always comes with the count it stands for, a day count with
+the period totals that count it (a total opened again from such days would count them twice
+on the replay), and a total with the thresholds it crossed (its alerts went out before the
+state log; a total past them without their fired marks would fire them again).
 """
 
 from __future__ import annotations
@@ -105,13 +108,13 @@ def prepare_commit(
     """
     records: list[StateRecord] = []
     batch = store.batch()
-    changed = list(outcome.days.items())
-    names = [day_key(key) for key, _ in changed]
-    for name, stored, (_, value) in zip(names, store.get_many("days", names), changed, strict=True):
-        records.append((Kind.DAY + tag + name, value))
-        if stored is not None and stored[:TAG_BYTES] != tag:
-            records.append((Kind.DAY + stored[:TAG_BYTES] + name, None))
-        batch.put("days", name, tag + value)
+    # A day that expires with this very commit is neither logged nor stored (the shell has
+    # published its value already): a key of it written now would outlive its tombstones.
+    live_from = -1 if outcome.expired_before_day is None else outcome.expired_before_day
+    for alert, end in outcome.fired.items():
+        name = Kind.FIRED + alert_key(alert)
+        records.append((name, _encode(end)))
+        batch.put("ledger", name, _encode(end))
     for period, total in outcome.totals.items():
         name = period_key(period)
         stored = store.get("ledger", Kind.TOTAL + name)
@@ -120,12 +123,17 @@ def prepare_commit(
         if stored is not None and stored[:TAG_BYTES] != tag:
             records.append((Kind.TOTAL + stored[:TAG_BYTES] + name, None))
         batch.put("ledger", Kind.TOTAL + name, tag + value)
-    for alert, end in outcome.fired.items():
-        name = Kind.FIRED + alert_key(alert)
-        records.append((name, _encode(end)))
-        batch.put("ledger", name, _encode(end))
+    changed = [(key, value) for key, value in outcome.days.items() if key.day >= live_from]
+    names = [day_key(key) for key, _ in changed]
+    for name, stored, (_, value) in zip(names, store.get_many("days", names), changed, strict=True):
+        records.append((Kind.DAY + tag + name, value))
+        if stored is not None and stored[:TAG_BYTES] != tag:
+            records.append((Kind.DAY + stored[:TAG_BYTES] + name, None))
+        batch.put("days", name, tag + value)
     ids = 0
     for day, day_ids in sorted(outcome.new_ids.items()):
+        if day < live_from:
+            continue
         counter = counter_key(day, tag)
         stored = store.get("meta", counter)
         seq = 0 if stored is None else _int.decode(stored)
@@ -167,6 +175,5 @@ def _expire_days(store: PartitionStore, batch: StoreBatch, before_day: int) -> l
     for counter, stored in store.scan("meta", counter_key(0, b""), counter_key(before_day, b"")):
         day, tag = parse_counter_key(counter)
         records += [(segment_key(day, tag, seq), None) for seq in range(_int.decode(stored))]
-        batch.delete("meta", counter)
     store.stage_expiry(batch, before_day)
     return records

@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from core.days import DAY_MS
 from core.statecodec import (
     DAY_PREFIX,
     FORMAT_VERSION,
     TAG_BYTES,
     Kind,
     counter_key,
+    parse_period_key,
     parse_segment_key,
     version_of,
 )
@@ -178,9 +180,23 @@ class Restorer:
         )
 
     def finish(self) -> Fence:
-        """Write what is staged and the fence (dropping days the fence says have expired)."""
+        """Write what is staged and the fence (dropping days the fence says have expired).
+
+        Periods that ended by the fence's first day go too: a zombie's late record can bring
+        back a total or a fired threshold the new owner had already expired.
+        """
         self._write(done=True)
-        return self.fence()
+        fence = self.fence()
+        cutoff = fence.first_day * DAY_MS
+        batch = self.store.batch()
+        for key, value in self.store.scan("ledger"):
+            total = key[:1] == Kind.TOTAL
+            end = parse_period_key(key[1:]).end_ms if total else _int.decode(value)
+            if end <= cutoff:
+                batch.delete("ledger", key)
+        if batch.ops:
+            self.store.write(batch)
+        return fence
 
     def other_writers(self) -> set[bytes]:
         """Fence tags of writers seen in the log (the next commit retires them)."""

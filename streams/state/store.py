@@ -42,7 +42,14 @@ from rocksdict import (
 
 from core.buckets import BUCKET_MS
 from core.days import DAY_MS, DayKey
-from core.statecodec import FORMAT_VERSION, TAG_BYTES, day_key, day_range, decode_day
+from core.statecodec import (
+    FORMAT_VERSION,
+    TAG_BYTES,
+    counter_key,
+    day_key,
+    day_range,
+    decode_day,
+)
 
 __all__ = ("Fence", "PartitionStore", "StoreBatch", "StoreBudget", "StoreFormatError")
 
@@ -202,9 +209,11 @@ class PartitionStore:
     def scan(
         self, family: str, begin: bytes = b"", end: bytes | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
-        """Every ``(key, value)`` of ``family`` in ``[begin, end)``, in key order."""
-        # Only an upper bound: rocksdict's iterator yields nothing when a lower bound is set
-        # without one (seen with 0.3.29); the seek to ``begin`` is the lower bound.
+        """Every ``(key, value)`` of ``family`` in ``[begin, end)``, in key order.
+
+        ``from_key`` is the lower bound: rocksdict 0.3's ``set_iterate_lower_bound`` sets the
+        *upper* bound, which emptied every scan without an end.
+        """
         options = ReadOptions()
         if end is not None:
             options.set_iterate_upper_bound(end)
@@ -261,10 +270,11 @@ class PartitionStore:
 
     @staticmethod
     def stage_expiry(batch: StoreBatch, before_day: int) -> None:
-        """Stage dropping every id, day and outbox entry of days before ``before_day``."""
+        """Stage dropping the ids, days, outbox entries and segment counters before a day."""
         begin, end = day_range(0, before_day)
         for family in ("ids", "days", "outbox"):
             batch.delete_range(family, begin, end)
+        batch.delete_range("meta", counter_key(0, b""), counter_key(before_day, b""))
 
     def compact_expired(self, before_day: int) -> None:
         """Reclaim the disk of dropped days now (range deletes free space only on compaction)."""
