@@ -59,11 +59,7 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
         await runtime.processor.process(records)
 
     app.handler = handle
-
-    @app.task  # type: ignore[untyped-decorator]  # faust types the decorator loosely
-    async def start() -> None:
-        """Start the runtime with the worker, before any partition is assigned."""
-        await runtime.start()
+    app.starting = runtime.start
 
     # mode's SignalHandlerT union rejects any async handler under mypy, hence the ignores.
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
@@ -79,7 +75,6 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs["revoked"]
         lost = [tp.partition for tp in revoked if tp.topic == settings.calls_topic]
-        await runtime.start()  # the first rebalance may come before the start task ran
         await runtime.processor.revoke(lost)
 
     return app, runtime

@@ -118,23 +118,33 @@ class FetchConsumer(AIOKafkaConsumer):
     # ---------------------------------------------------------------- the drain loop
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
-        """Fetch, hand each fetch to the handler, note what it made durable; until stopped."""
+        """Fetch, hand each fetch to the handler, note what it made durable; until stopped.
+
+        The next fetch is under way while the handler runs: the consumer thread reads it
+        while the processor waits for Kafka and Redis.
+        """
         consumer_stopped = cast(Any, self)._stopped.is_set
         fetcher_stopped = cast(Any, fetcher)._stopped.is_set
+        fetch: asyncio.Future[tuple[Any, set[TP] | None]] | None = None
+        since = 0
         try:
             while not (consumer_stopped() or fetcher_stopped()):
-                generation = self.app.consumer_generation_id
-                fetched, active = await self._wait_next_records(1.0)
+                if fetch is None:
+                    fetch, since = self._fetch(), self._rebalances
+                fetched, active = await fetch
+                fetch = None
                 if not fetched or self.should_stop:
                     continue
-                if not self.flow_active:
-                    # As Faust: a fetch that met a stopped flow (a rebalance) is read again
-                    # from the committed offsets.
+                if not self.flow_active or self._rebalances != since:
+                    # A rebalance began or ran since this fetch started, so its records may
+                    # predate the rebalance's seek: read again from the committed offsets (a
+                    # stopped flow waits for the rebalance to end first).
                     await self.perform_seek()
                     continue
-                if self.app.consumer_generation_id != generation:
-                    continue  # the rebalance seeks to the committed offsets
-                await self._hand(self._wanted(fetched, active))
+                wanted = self._wanted(fetched, active)
+                if wanted:
+                    fetch, since = self._fetch(), self._rebalances
+                    await self._hand(wanted)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 return
@@ -143,6 +153,12 @@ class FetchConsumer(AIOKafkaConsumer):
             if self.transport.app.should_stop:
                 return
             raise
+        finally:
+            if fetch is not None:
+                fetch.cancel()
+
+    def _fetch(self) -> asyncio.Future[tuple[Any, set[TP] | None]]:
+        return asyncio.ensure_future(self._wait_next_records(1.0))
 
     def _wanted(self, fetched: Mapping[TP, list[Any]], active: set[TP] | None) -> dict[TP, Any]:
         """The records of partitions still active, from their next unread offset on."""
@@ -216,6 +232,14 @@ class FetchApp(faust.App):
     """A Faust app whose consumer hands whole fetches to :attr:`handler` (no agents needed)."""
 
     handler: FetchHandler | None = None
+    starting: Callable[[], Awaitable[None]] | None = None
+    """Awaited when the app starts, before its consumer joins the group (as agents are)."""
+
+    async def on_start(self) -> None:
+        """Start what the handler needs before any partition can be assigned."""
+        await super().on_start()
+        if self.starting is not None:
+            await self.starting()
 
     def _new_consumer(self) -> ConsumerT:
         consumer = FetchConsumer(
