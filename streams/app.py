@@ -38,6 +38,7 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
         consumer_auto_offset_reset="earliest",
         broker_commit_every=settings.batch_max_records,
         broker_max_poll_records=settings.batch_max_records,
+        consumer_max_fetch_size=settings.fetch_partition_bytes,
         producer_acks=-1,
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=max(1.0, settings.session_timeout_seconds / 6),
