@@ -21,10 +21,9 @@ import httpx
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from bench.load import steady
+from bench.load import ready_topics, steady
 from bench.namespace import RESULTS, Namespace, Process, creditflow
 from streams.accounts import publish_config, webhooks_key
-from streams.topics import ensure_topics
 
 TOKEN = "bench-admin-token"
 
@@ -99,7 +98,7 @@ async def run_latency(
     namespace.extra["CREDITFLOW_CONTRACTS_FILE"] = _contracts(alerting)
     namespace.extra["CREDITFLOW_WEBHOOK_ALLOWED_NETWORKS"] = "127.0.0.0/8"  # the local receiver
     settings = namespace.settings()
-    await ensure_topics(settings)
+    await ready_topics(settings)
     receiver = _Receiver()
     await receiver.start(port)
     hooks = {

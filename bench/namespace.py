@@ -26,6 +26,8 @@ class Namespace:
     partitions: int = 8
     extra: dict[str, str] = field(default_factory=dict)
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    attempt: int = 0
+    """A retried subject reads the same input topic into fresh groups and output topics."""
 
     @property
     def prefix(self) -> str:
@@ -34,19 +36,20 @@ class Namespace:
     @property
     def env(self) -> dict[str, str]:
         prefix = self.prefix
+        out = prefix if not self.attempt else f"{prefix}retry{self.attempt}."
         return {
             "KAFKA_BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
             "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
             + f"/{self.redis_db}",
-            "CREDITFLOW_GROUP_ID": prefix + "workers",
+            "CREDITFLOW_GROUP_ID": out + "workers",
             "CREDITFLOW_PARTITIONS": str(self.partitions),
             "CREDITFLOW_CALLS_TOPIC": prefix + "calls",
-            "CREDITFLOW_DLQ_TOPIC": prefix + "dlq",
-            "CREDITFLOW_BUCKETS_TOPIC": prefix + "buckets",
-            "CREDITFLOW_ALERTS_TOPIC": prefix + "alerts",
-            "CREDITFLOW_STATE_TOPIC": prefix + "state",
-            "CREDITFLOW_CONFIG_TOPIC": prefix + "config",
-            "CREDITFLOW_DELIVERIES_TOPIC": prefix + "deliveries",
+            "CREDITFLOW_DLQ_TOPIC": out + "dlq",
+            "CREDITFLOW_BUCKETS_TOPIC": out + "buckets",
+            "CREDITFLOW_ALERTS_TOPIC": out + "alerts",
+            "CREDITFLOW_STATE_TOPIC": out + "state",
+            "CREDITFLOW_CONFIG_TOPIC": out + "config",
+            "CREDITFLOW_DELIVERIES_TOPIC": out + "deliveries",
             "CREDITFLOW_ADMIN_TOKEN": "bench-admin-token",
             "CREDITFLOW_LOG_LEVEL": "warning",
             **self.extra,
@@ -60,6 +63,12 @@ class Namespace:
         finally:
             os.environ.clear()
             os.environ.update(saved)
+
+    def retry(self) -> Namespace:
+        """The same input topic, with fresh groups and output topics, for another try."""
+        return Namespace(
+            self.label, self.redis_db, self.partitions, dict(self.extra), self.tag, self.attempt + 1
+        )
 
     def flush_redis(self) -> None:
         redis.Redis.from_url(self.env["REDIS_URL"]).flushdb()
