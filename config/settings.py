@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     batch_max_records: int = Field(
         25_000, ge=1, description="Most records of one fetch handed to the processor at once."
     )
+    fetch_max_wait_ms: int = Field(
+        100,
+        ge=1,
+        le=1500,
+        description="Longest the broker holds a fetch request while its partitions have no data.",
+    )
     fetch_partition_bytes: int = Field(
         4 * 1024 * 1024,
         ge=64 * 1024,

@@ -60,6 +60,7 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
         await runtime.processor.process(records)
 
     app.handler = handle
+    app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     app.starting = runtime.start
 
     # mode's SignalHandlerT union rejects any async handler under mypy, hence the ignores.

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, NoReturn, cast
 
 import faust
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Transport
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP, ConsumerT
 from mode import ServiceT
@@ -81,10 +82,28 @@ def _fail(error: BaseException) -> NoReturn:
     os._exit(_EXIT_ON_FAILURE)
 
 
+class _FetchThread(AIOKafkaConsumerThread):
+    """Faust's consumer thread, with a shorter wait of a fetch request for new records."""
+
+    def _create_worker_consumer(self, transport: Transport) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust fixes the broker-side wait at 1.5 s. aiokafka keeps one fetch in flight per
+        # broker, for the partitions with nothing buffered: when those are idle, the request
+        # holds back every other partition's new records that long (seen as 1.2-1.5 s freshness
+        # outliers at 5,000 records/s). Set before the consumer starts, which reads it.
+        consumer._fetch_max_wait_ms = cast(FetchConsumer, self.consumer).fetch_max_wait_ms
+        return consumer
+
+
 class FetchConsumer(AIOKafkaConsumer):
     """Faust's aiokafka consumer with a drain loop that hands whole fetches to a handler."""
 
     handler: FetchHandler | None = None
+    fetch_max_wait_ms = 100
+    """How long the broker may hold a fetch request while the partitions in it have no data."""
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return _FetchThread(self, loop=self.loop, beacon=self.beacon)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -232,6 +251,7 @@ class FetchApp(faust.App):
     """A Faust app whose consumer hands whole fetches to :attr:`handler` (no agents needed)."""
 
     handler: FetchHandler | None = None
+    fetch_max_wait_ms = FetchConsumer.fetch_max_wait_ms
     starting: Callable[[], Awaitable[None]] | None = None
     """Awaited when the app starts, before its consumer joins the group (as agents are)."""
 
@@ -251,4 +271,5 @@ class FetchApp(faust.App):
             loop=self.transport.loop,
         )
         consumer.handler = self.handler
+        consumer.fetch_max_wait_ms = self.fetch_max_wait_ms
         return consumer
