@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 import uuid
@@ -101,6 +102,11 @@ class Process:
                 return int(line.split()[1]) * 1024
         return 0
 
+    def last_line(self) -> str:
+        """The last line the process logged (cut), to say why it failed."""
+        lines = [line for line in self.log.read_text(errors="replace").splitlines() if line]
+        return lines[-1][:200] if lines else f"nothing logged; see {self.log}"
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -109,6 +115,14 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def creditflow(*args: str) -> list[str]:

@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from typing import Any
 
 from bench import throughput
 from bench.latency import plot_freshness, run_latency
-from bench.namespace import RESULTS, ROOT, Namespace
+from bench.namespace import RESULTS, ROOT, Namespace, free_port
 from bench.query import run_query
 from bench.state_scale import ScaleSizes, run_state_scale
 
@@ -56,13 +55,6 @@ class Sizes:
 
 QUICK = Sizes(60_000, 500, 20_000, 1000.0, 1, 12.0, 20, 3, 50, 1)
 PHASE_TRIES = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _step(number: int, total: int, text: str) -> float:
@@ -155,7 +147,7 @@ def run(sizes: Sizes, skip_quix: bool = False) -> dict[str, Any]:
                 sizes.latency_batch,
                 sizes.latency_seconds,
                 sizes.alert_accounts,
-                _free_port(),
+                free_port(),
             )
         )
 
@@ -174,7 +166,7 @@ def run(sizes: Sizes, skip_quix: bool = False) -> dict[str, Any]:
         namespace = Namespace("query")
         namespace.flush_redis()
         return run_query(
-            namespace, sizes.query_clients, sizes.query_seconds, sizes.api_workers, _free_port()
+            namespace, sizes.query_clients, sizes.query_seconds, sizes.api_workers, free_port()
         )
 
     if _phase(results, "query", query):

@@ -91,7 +91,7 @@ def creditflow_worker(namespace: Namespace, events: int, timeout: float = 600) -
             if worker.proc.poll() is not None:
                 raise RuntimeError(
                     f"worker exited with {worker.proc.returncode} ({last[1]} of {events} events):"
-                    f" {_last_line(worker)}"
+                    f" {worker.last_line()}"
                 )
             accepted = int(client.hget("cf:metrics", "events_accepted") or 0)
             now = time.monotonic()
@@ -109,11 +109,6 @@ def creditflow_worker(namespace: Namespace, events: int, timeout: float = 600) -
             f"worker did not finish ({last[1]} of {events} events); see {worker.log}"
         )
     return Run("creditflow worker", last[1] - first[1], last[0] - first[0], rss)
-
-
-def _last_line(process: Process) -> str:
-    lines = [line for line in process.log.read_text(errors="replace").splitlines() if line]
-    return lines[-1][:200] if lines else f"nothing logged; see {process.log}"
 
 
 def raw_aiokafka(namespace: Namespace, events: int) -> Run:
