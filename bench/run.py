@@ -41,7 +41,7 @@ TARGETS = {
 class Sizes:
     """How much work each phase does."""
 
-    batch_events: int = 600_000
+    batch_events: int = 1_500_000
     batch_size: int = 500
     single_events: int = 300_000
     latency_rate: float = 5000.0
