@@ -21,7 +21,6 @@ import json
 import random
 import re
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -35,7 +34,7 @@ import httpx
 import redis
 from aiokafka import AIOKafkaProducer
 
-from bench.namespace import RESULTS, Namespace, Process, creditflow
+from bench.namespace import RESULTS, Namespace, Process, creditflow, free_port
 from core.days import DAY_MS
 from core.partition import BatchOutcome, Limits, PartitionState
 from core.statecodec import id_key
@@ -147,12 +146,6 @@ class _Worker:
     def kill9(self) -> None:
         self.process.proc.kill()
         self.process.proc.wait(10)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def _probe_visible(namespace: Namespace, api: str, started: float, limit_s: float) -> float:
@@ -271,7 +264,7 @@ def run_state_scale(sizes: ScaleSizes) -> dict[str, Any]:
         asyncio.run(_produce(namespace, sizes.ids, sizes, month, 1)), 1
     )
     worker = _Worker(namespace, "worker")
-    api = Process(creditflow("api", "--port", str(port := _free_port())), namespace, "api")
+    api = Process(creditflow("api", "--port", str(port := free_port())), namespace, "api")
     api_url = f"http://127.0.0.1:{port}"
     try:
         samples: list[tuple[float, int, int]] = []

@@ -99,8 +99,20 @@ class Settings(BaseSettings):
         "letter's bound (original bytes are cut to fit).",
     )
 
-    batch_max_records: int = Field(2000, ge=1, description="Records per processing batch.")
-    batch_window_ms: int = Field(40, ge=1, description="Longest wait to fill a batch.")
+    batch_max_records: int = Field(
+        25_000, ge=1, description="Most records of one fetch handed to the processor at once."
+    )
+    fetch_max_wait_ms: int = Field(
+        100,
+        ge=1,
+        le=1500,
+        description="Longest the broker holds a fetch request while its partitions have no data.",
+    )
+    fetch_partition_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Most bytes fetched from one input partition per request.",
+    )
     run_max_bytes: int = Field(
         64 * 1024 * 1024,
         ge=1024,

@@ -305,12 +305,18 @@ class Processor:
             by_partition.setdefault(record.partition, []).append(record)
         await self._ensure_loaded(by_partition)
         async with self._lock:
-            for partition, partition_records in by_partition.items():
-                for run in chunked(partition_records, self.settings.run_max_bytes):
-                    owned = self._owned.get(partition)
-                    if owned is None:
-                        break  # revoked meanwhile; the new owner processes these records
-                    await self._run(owned, run)
+            # Partitions run side by side: one's CPU work overlaps another's waits for Kafka
+            # and Redis, and their records share produce requests. Each partition's runs and
+            # steps keep their order, and each store still has one writer.
+            await asyncio.gather(*map(self._run_partition, by_partition.items()))
+
+    async def _run_partition(self, item: tuple[int, list[SourceRecord]]) -> None:
+        partition, records = item
+        for run in chunked(records, self.settings.run_max_bytes):
+            owned = self._owned.get(partition)
+            if owned is None:
+                break  # revoked meanwhile; the new owner processes these records
+            await self._run(owned, run)
 
     async def _run(self, owned: _Owned, records: list[SourceRecord]) -> None:
         state, store = owned.state, owned.store
