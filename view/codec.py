@@ -10,11 +10,16 @@ totals stay exact however large they grow (Lua numbers are doubles, exact only t
 * A **month row** (``t`` hash value) is 31 fixed-width entries, one per day of the month:
   non-empty buckets (1 byte), calls (96 bits), micro-credits (160 bits), little-endian. Any
   day the bucket topic can describe fits (at most 96 buckets of 40-digit totals).
+* An **edge record** (what ``read_days.lua`` returns for a window edge inside a day) is one
+  such entry holding the day's usage before the edge's slot, which the script cuts from the
+  day value: the popcount of the bitmap below the slot, that entry's running totals, zero-padded.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
+from functools import lru_cache
 from itertools import accumulate
 from typing import Final
 
@@ -27,6 +32,7 @@ __all__ = (
     "PackedDay",
     "ViewValueError",
     "decode_day",
+    "edge_records",
     "encode",
     "month_days",
 )
@@ -145,9 +151,8 @@ def decode_day(blob: bytes) -> DayUsage:
     return DayUsage(version, slots)
 
 
-def month_days(row: bytes) -> MonthDays:
-    """A month row as prefix sums of its day totals."""
-    values = _ROW.unpack(row)
+def _columns(values: Sequence[int]) -> tuple[Sequence[int], Sequence[int], Sequence[int]]:
+    """Buckets, calls and micro-credits of unpacked entries (the wide parts joined if used)."""
     calls = values[1::6]
     if any(values[2::6]):
         calls = tuple(low | high << 64 for low, high in zip(calls, values[2::6], strict=True))
@@ -157,8 +162,24 @@ def month_days(row: bytes) -> MonthDays:
             low | middle << 64 | high << 128
             for low, middle, high in zip(micro, values[4::6], values[5::6], strict=True)
         )
+    return values[0::6], calls, micro
+
+
+def month_days(row: bytes) -> MonthDays:
+    """A month row as prefix sums of its day totals."""
+    buckets, calls, micro = _columns(_ROW.unpack(row))
     return MonthDays(
-        list(accumulate(values[0::6], initial=0)),
+        list(accumulate(buckets, initial=0)),
         list(accumulate(calls, initial=0)),
         list(accumulate(micro, initial=0)),
     )
+
+
+@lru_cache(maxsize=1024)
+def _records(count: int) -> struct.Struct:
+    return struct.Struct("<" + _ENTRY * count)
+
+
+def edge_records(blob: bytes) -> list[Totals]:
+    """Edge records, one after the other, as ``(buckets, calls, micro)`` totals."""
+    return list(zip(*_columns(_records(len(blob) // ENTRY_SIZE).unpack(blob)), strict=True))
