@@ -9,13 +9,15 @@
 --   {stamp or nil, day totals pairs or nil when the caller's are current,
 --    {app, records, app, records, ...}}}: per app, one record per edge asked, in order.
 -- A record is the totals of the app's day before the edge's slot in the month-row entry format
--- (buckets: 1 byte, calls: 12 bytes, micro-credits: 20 bytes, little-endian, see
--- view/codec.py): the count is a popcount of the day's slot bitmap, the two totals are bytes
--- cut from the day value and padded with zeros. Lua never adds usage: its numbers are doubles.
+-- of view/codec.py (buckets: 1 byte, then calls and micro-credits little-endian, 8 bytes each
+-- if every record of the app's month fits, else 12 and 20 bytes): the count is a popcount of
+-- the day's slot bitmap, the two totals are bytes cut from the day value and padded with
+-- zeros. Lua never adds usage: its numbers are doubles.
 local byte, char, find, sub = string.byte, string.char, string.find, string.sub
-local ZERO = string.rep('\0', 33)
 local PAD = {}
 for n = 0, 20 do PAD[n] = string.rep('\0', n) end
+local NARROW = {calls = 8, micro = 8, zero = PAD[17]}
+local WIDE = {calls = 12, micro = 20, zero = string.rep('\0', 33)}
 local LOW = {[0] = 1, 2, 4, 8, 16, 32, 64, 128}  -- byte % LOW[r]: its lowest r bits
 -- Bits set in each byte value (a literal: building it with a loop costs more than a small read).
 local POP = {[0] = 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 1, 2, 2, 3, 2, 3, 3, 4, 2, 3, 3,
@@ -32,18 +34,29 @@ local out = {redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2])}
 local stamps = {}
 for j = 1, #out[2], 2 do stamps[out[2][j]] = out[2][j + 1] end
 
--- The usage of one day value before slot 8 * whole + part (an edge inside the day).
-local function record(value, whole, part)
-  local head = find(value, ':', 1, true)  -- after the version
-  local count = 0
-  for j = head + 1, head + whole do count = count + POP[byte(value, j)] end
-  if part > 0 then count = count + POP[byte(value, head + 1 + whole) % LOW[part]] end
-  if count == 0 then return ZERO end
-  local calls_width, micro_width = byte(value, head + 13, head + 14)
-  local at = head + 15 + (count - 1) * (calls_width + micro_width)
-  local middle = at + calls_width
-  return char(count) .. sub(value, at, middle - 1) .. PAD[12 - calls_width]
-    .. sub(value, middle, middle + micro_width - 1) .. PAD[20 - micro_width]
+-- The records of one app's edges in one form (nil if a day's totals are too wide for it).
+local function records(values, first, wholes, parts, form)
+  local found = {}
+  for i = 1, #first do
+    local value = values[first[i]]
+    local record = form.zero
+    if value then
+      local head = find(value, ':', 1, true)  -- after the version
+      local count, whole, part = 0, wholes[i], parts[i]
+      for j = head + 1, head + whole do count = count + POP[byte(value, j)] end
+      if part > 0 then count = count + POP[byte(value, head + 1 + whole) % LOW[part]] end
+      if count > 0 then
+        local calls_width, micro_width = byte(value, head + 13, head + 14)
+        if calls_width > form.calls or micro_width > form.micro then return nil end
+        local at = head + 15 + (count - 1) * (calls_width + micro_width)
+        local middle = at + calls_width
+        record = char(count) .. sub(value, at, middle - 1) .. PAD[form.calls - calls_width]
+          .. sub(value, middle, middle + micro_width - 1) .. PAD[form.micro - micro_width]
+      end
+    end
+    found[i] = record
+  end
+  return table.concat(found)
 end
 
 local function edges(days_key, spec, apps)
@@ -61,13 +74,9 @@ local function edges(days_key, spec, apps)
     local fields = {}
     for j = 1, #days do fields[j] = app .. ':' .. days[j] end
     local values = redis.call('HMGET', days_key, unpack(fields))
-    local records = {}
-    for i = 1, #first do
-      local value = values[first[i]]
-      records[i] = value and record(value, wholes[i], parts[i]) or ZERO
-    end
     found[#found + 1] = app
-    found[#found + 1] = table.concat(records)
+    found[#found + 1] = records(values, first, wholes, parts, NARROW)
+      or records(values, first, wholes, parts, WIDE)
   end
   return found
 end

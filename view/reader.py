@@ -244,7 +244,7 @@ class ViewReader:
             names = [(edge.day, edge.slot) for edge in read]
             for app, blob in _pairs(records):
                 edges = entry.edges.setdefault(as_text(app), {})
-                edges.update(zip(names, edge_records(blob), strict=True))
+                edges.update(zip(names, edge_records(blob, len(names)), strict=True))
             entry.read.update(names)
             self._cache.put(key, entry)
             found[month] = entry
