@@ -168,6 +168,9 @@ async def render_answer(
     windows = 0 if shortest is None else (query.end_ms - query.start_ms) // shortest + 1
     try:
         if windows * (len(apps) + 1) <= _INLINE_CELLS:
+            # One turn of the loop first: requests that arrived meanwhile send their reads, so
+            # Redis works on them while this answer is computed instead of after it.
+            await asyncio.sleep(0)
             body = _render(query, apps)
         else:
             loop = asyncio.get_running_loop()
