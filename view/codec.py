@@ -10,7 +10,7 @@ totals stay exact however large they grow (Lua numbers are doubles, exact only t
 * A **month row** (``t`` hash value) is 31 fixed-width entries, one per day of the month:
   non-empty buckets (1 byte), calls and micro-credits, little-endian. An entry is *wide*
   (calls 96 bits, micro-credits 160 bits: any day the bucket topic can describe, at most 96
-  buckets of 40-digit totals) or, while both totals fit 64 bits (any day below 18 million
+  buckets of 40-digit totals) or, while both totals fit 64 bits (any day below 18 trillion
   credits), *narrow*: 17 bytes instead of 33. A row is narrow until a wide day arrives; the
   write script then widens it by padding bytes, so a row's length says its form.
 * An **edge record** (what ``read_days.lua`` returns for a window edge inside a day) is such an
