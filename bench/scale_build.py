@@ -170,6 +170,15 @@ def _primaries(namespace: Namespace) -> list[redis.Redis]:
     return [redis.Redis(host=node.host, port=node.port) for node in cluster.get_primaries()]  # type: ignore[no-untyped-call]
 
 
+def redis_cpu_seconds(namespace: Namespace) -> float:
+    """CPU the primaries holding the view have used so far (``INFO cpu``: user and system)."""
+    total = 0.0
+    for node in _primaries(namespace):
+        cpu = node.info("cpu")
+        total += float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+    return total
+
+
 def used_memory(namespace: Namespace) -> int:
     """``used_memory`` summed over the primaries holding the view (replicas hold copies)."""
     return sum(int(node.info("memory")["used_memory"]) for node in _primaries(namespace))

@@ -198,13 +198,19 @@ def _hour_edges(start_ms: int, end_ms: int, tz: ZoneInfo) -> Iterator[int]:
         edge = following
 
 
+# Daily and monthly edges of the same zone recur across queries (dashboards ask about recent
+# dates in a few zones), and finding the first instant of a date costs ~5 us of zone lookups:
+# a year of daily edges ~2 ms. A pure function of its arguments, so it is kept.
+_first_instant = lru_cache(maxsize=1 << 15)(first_instant)
+
+
 def _calendar_edges(start_ms: int, end_ms: int, tz: ZoneInfo, window: Window) -> Iterator[int]:
     day = local(start_ms, tz).date()
     if window == "month":
         day = day.replace(day=1)
     while True:
         day = _next_month(day) if window == "month" else day + timedelta(days=1)
-        edge = first_instant(day, tz)
+        edge = _first_instant(day, tz)
         if edge >= end_ms:
             return
         yield edge

@@ -11,11 +11,12 @@ length: a one-year daily series reads about one value per day and edge, not 35,0
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
-from itertools import accumulate, pairwise
+from itertools import accumulate, pairwise, repeat
+from operator import add, sub
 from typing import Any, Literal, NamedTuple, Protocol, cast, get_args
 from zoneinfo import ZoneInfo
 
@@ -164,13 +165,24 @@ def edge_parts(edges_ms: Sequence[int]) -> list[Edge]:
     return parts
 
 
-def _by_month(edges: Sequence[Edge]) -> list[tuple[int, list[tuple[int, int, int]]]]:
-    """Edges grouped by month, each as ``(days of the month before it, day, slot)``."""
-    groups: list[tuple[int, list[tuple[int, int, int]]]] = []
+class _MonthEdges(NamedTuple):
+    """The edges of one UTC month, as the math walks them."""
+
+    month: int
+    before: list[int]
+    """Per edge, the days of the month before it."""
+    inside: list[tuple[int, int]]
+    """Per edge, ``(day, slot)``: where in its day it falls (slot 0 at midnight)."""
+
+
+def _by_month(edges: Sequence[Edge]) -> list[_MonthEdges]:
+    """Edges grouped by month."""
+    groups: list[_MonthEdges] = []
     for month, day_of_month, day, slot in edges:
-        if not groups or groups[-1][0] != month:
-            groups.append((month, []))
-        groups[-1][1].append((day_of_month - 1, day, slot))
+        if not groups or groups[-1].month != month:
+            groups.append(_MonthEdges(month, [], []))
+        groups[-1].before.append(day_of_month - 1)
+        groups[-1].inside.append((day, slot))
     return groups
 
 
@@ -223,16 +235,38 @@ class MonthDays:
         )
 
 
+class _DaysBefore(Mapping[tuple[int, int], Totals]):
+    """``(day, slot)`` -> the usage of the day before the slot, from whole days' prefixes."""
+
+    __slots__ = ("_days",)
+
+    def __init__(self, days: Mapping[int, DaySlots]) -> None:
+        self._days = days
+
+    def __getitem__(self, key: tuple[int, int]) -> Totals:
+        day, slot = key
+        return self._days[day].before(slot)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        raise TypeError("the usage before any slot of any day: not enumerable")
+
+    def __len__(self) -> int:
+        raise TypeError("the usage before any slot of any day: not enumerable")
+
+
 @dataclass(frozen=True, slots=True)
 class AppDays:
-    """One app's usage: day totals per UTC month, and bucket prefixes of some days.
+    """One app's usage: day totals per UTC month, and the usage of some days before some slots.
 
-    ``days`` must hold every day that has usage and that an edge asked of :meth:`at` falls
-    strictly inside (not on its midnight); the view reads exactly those.
+    ``edges`` must hold ``(day, slot)``, the usage of the day before the slot, for every edge
+    asked of :meth:`at` that falls strictly inside a day with usage (not on its midnight):
+    what the view reads. Built from whole days, ``days`` holds their bucket prefixes and
+    ``edges`` is computed from them.
     """
 
     months: Mapping[int, MonthDays]
-    days: Mapping[int, DaySlots]
+    edges: Mapping[tuple[int, int], Totals]
+    days: Mapping[int, DaySlots] = field(default_factory=dict)
 
     @classmethod
     def from_days(cls, days: Mapping[int, DayUsage]) -> AppDays:
@@ -242,9 +276,11 @@ class AppDays:
             month, day_of_month = month_day(day)
             calls, micro = usage.total
             by_month.setdefault(month, {})[day_of_month] = (len(usage.slots), calls, micro)
+        prefixes = {day: SlotPrefix(usage.slots) for day, usage in days.items()}
         return cls(
             {month: MonthDays.from_totals(totals) for month, totals in by_month.items()},
-            {day: SlotPrefix(usage.slots) for day, usage in days.items()},
+            _DaysBefore(prefixes),
+            prefixes,
         )
 
     def at(self, edges: Sequence[Edge]) -> list[Totals]:
@@ -252,13 +288,18 @@ class AppDays:
 
         Only differences between the results mean anything: they are the usage between edges.
         """
-        months = self.months
+        return list(zip(*self._columns(_by_month(edges)), strict=True))
+
+    def _columns(self, groups: Sequence[_MonthEdges]) -> tuple[list[int], list[int], list[int]]:
+        """:meth:`at` as columns of buckets, calls and micro-credits (a month at a time)."""
+        months, read = self.months, self.edges
         order = sorted(months)
         next_month = 0
         base_buckets = base_calls = base_micro = 0
-        found: list[Totals] = []
-        append = found.append
-        for month_index, month_edges in _by_month(edges):
+        buckets_at: list[int] = []
+        calls_at: list[int] = []
+        micro_at: list[int] = []
+        for month_index, before, inside in groups:
             while next_month < len(order) and order[next_month] < month_index:
                 earlier = months[order[next_month]]
                 base_buckets += earlier.buckets[-1]
@@ -267,28 +308,29 @@ class AppDays:
                 next_month += 1
             month = months.get(month_index)
             if month is None:
-                found += [(base_buckets, base_calls, base_micro)] * len(month_edges)
+                buckets_at += [base_buckets] * len(before)
+                calls_at += [base_calls] * len(before)
+                micro_at += [base_micro] * len(before)
                 continue
             buckets, calls, micro = month.buckets, month.calls, month.micro
-            for before, day, slot in month_edges:
-                if slot and buckets[before + 1] != buckets[before]:
-                    inside = self.days[day].before(slot)
-                    append(
-                        (
-                            base_buckets + buckets[before] + inside[0],
-                            base_calls + calls[before] + inside[1],
-                            base_micro + micro[before] + inside[2],
-                        )
-                    )
-                else:
-                    append(
-                        (
-                            base_buckets + buckets[before],
-                            base_calls + calls[before],
-                            base_micro + micro[before],
-                        )
-                    )
-        return found
+            # The usage of an edge's day before it: none at midnight (slot 0) nor in a day
+            # without usage, which ``edges`` may leave out.
+            day_buckets, day_calls, day_micro = zip(
+                *map(read.get, inside, repeat(_ZERO)), strict=True
+            )
+            buckets_at += [
+                base_buckets + buckets[days] + extra
+                for days, extra in zip(before, day_buckets, strict=True)
+            ]
+            calls_at += [
+                base_calls + calls[days] + extra
+                for days, extra in zip(before, day_calls, strict=True)
+            ]
+            micro_at += [
+                base_micro + micro[days] + extra
+                for days, extra in zip(before, day_micro, strict=True)
+            ]
+        return buckets_at, calls_at, micro_at
 
     def between(self, start_ms: int, end_ms: int) -> Totals:
         """Totals over ``[start_ms, end_ms)`` (both on the bucket grid)."""
@@ -310,41 +352,24 @@ _iso_local = lru_cache(maxsize=1 << 16)(iso_local)
 def compute_usage(query: UsageQuery, apps: Mapping[str, AppDays]) -> dict[str, Any]:
     """The body of a usage answer, without the freshness fields (``as_of``, ``lag``)."""
     edges = query_edges(query)
-    parts = edge_parts(edges)
+    groups = _by_month(edge_parts(edges))
     names = sorted(apps)
-    # Per app, the usage of each window between consecutive edges.
-    windows = []
+    # Per app, the usage of each window between consecutive edges, as three columns; a long
+    # series is mostly this and its rendering, so both work a column at a time.
+    columns = []
+    totals = []
     for name in names:
-        cum = apps[name].at(parts)
-        windows.append(
-            [(b1 - b0, c1 - c0, m1 - m0) for (b0, c0, m0), (b1, c1, m1) in pairwise(cum)]
-        )
-    grouped = query.group_by == "app"
-    windowed = query.window != "none"
-    tz = query.tz
-    series = []
-    totals = [(0, 0, 0)] * len(names)
-    for index in range(len(edges) - 1):
-        point_calls = point_micro = 0
-        rows = []
-        for position, name in enumerate(names):
-            buckets, calls, micro = windows[position][index]
-            if buckets:
-                point_calls += calls
-                point_micro += micro
-                rows.append({"app_id": name, "calls": calls, "credits": format_micro(micro)})
-                seen, calls_sum, micro_sum = totals[position]
-                totals[position] = (seen + buckets, calls_sum + calls, micro_sum + micro)
-        if windowed:
-            series.append(
-                {
-                    "start": _iso_local(edges[index], tz),
-                    "end": _iso_local(edges[index + 1], tz),
-                    "calls": point_calls,
-                    "credits": format_micro(point_micro),
-                    "apps": rows if grouped else None,
-                }
+        buckets, calls, micro = apps[name]._columns(groups)
+        columns.append(
+            (
+                list(map(sub, buckets[1:], buckets[:-1])),
+                list(map(sub, calls[1:], calls[:-1])),
+                list(map(sub, micro[1:], micro[:-1])),
             )
+        )
+        totals.append((buckets[-1] - buckets[0], calls[-1] - calls[0], micro[-1] - micro[0]))
+    tz = query.tz
+    series = _series(query, edges, names, columns) if query.window != "none" else []
     app_rows = [
         {"app_id": name, "calls": calls, "credits": format_micro(micro)}
         for name, (buckets, calls, micro) in zip(names, totals, strict=True)
@@ -361,6 +386,61 @@ def compute_usage(query: UsageQuery, apps: Mapping[str, AppDays]) -> dict[str, A
             "calls": sum(calls for _, calls, _ in totals),
             "credits": format_micro(sum(micro for _, _, micro in totals)),
         },
-        "apps": app_rows if grouped else None,
+        "apps": app_rows if query.group_by == "app" else None,
         "series": series,
     }
+
+
+_Column = tuple[list[int], list[int], list[int]]
+
+
+def _series(
+    query: UsageQuery, edges: Sequence[int], names: list[str], columns: list[_Column]
+) -> list[dict[str, Any]]:
+    """The points of a windowed answer, from each app's columns of window usage."""
+    windows = len(edges) - 1
+    rendered = [_iso_local(edge, query.tz) for edge in edges]
+    calls_at = [0] * windows
+    micro_at = [0] * windows
+    for _, calls, micro in columns:
+        calls_at = list(map(add, calls_at, calls))
+        micro_at = list(map(add, micro_at, micro))
+    rows: list[list[dict[str, Any]] | None] = [None] * windows
+    if query.group_by == "app":
+        # Per app, its row of each window (None where it has no bucket), then per window;
+        # a column at a time, and without the per-window filter when no app has a gap.
+        cells = []
+        for name, (buckets, calls, micro) in zip(names, columns, strict=True):
+            credits = map(format_micro, micro)
+            if 0 in buckets:
+                cells.append(
+                    [
+                        {"app_id": name, "calls": count, "credits": text} if seen else None
+                        for seen, count, text in zip(buckets, calls, credits, strict=True)
+                    ]
+                )
+            else:
+                cells.append(
+                    [
+                        {"app_id": name, "calls": count, "credits": text}
+                        for count, text in zip(calls, credits, strict=True)
+                    ]
+                )
+        if not names:
+            rows = [[] for _ in range(windows)]
+        elif any(None in column for column in cells):
+            rows = [[cell for cell in window if cell] for window in zip(*cells, strict=True)]
+        else:
+            rows = list(map(list, zip(*cells, strict=True)))
+    return [
+        {
+            "start": start,
+            "end": end,
+            "calls": calls,
+            "credits": credits,
+            "apps": apps_at,
+        }
+        for (start, end), calls, credits, apps_at in zip(
+            pairwise(rendered), calls_at, map(format_micro, micro_at), rows, strict=True
+        )
+    ]

@@ -8,13 +8,22 @@ totals stay exact however large they grow (Lua numbers are doubles, exact only t
   slot in order the running totals of the day up to and including it. The usage before any
   slot is one popcount and two reads, whatever the day holds.
 * A **month row** (``t`` hash value) is 31 fixed-width entries, one per day of the month:
-  non-empty buckets (1 byte), calls (96 bits), micro-credits (160 bits), little-endian. Any
-  day the bucket topic can describe fits (at most 96 buckets of 40-digit totals).
+  non-empty buckets (1 byte), calls and micro-credits, little-endian. An entry is *wide*
+  (calls 96 bits, micro-credits 160 bits: any day the bucket topic can describe, at most 96
+  buckets of 40-digit totals) or, while both totals fit 64 bits (any day below 18 trillion
+  credits), *narrow*: 17 bytes instead of 33. A row is narrow until a wide day arrives; the
+  write script then widens it by padding bytes, so a row's length says its form.
+* An **edge record** (what ``read_days.lua`` returns for a window edge inside a day) is such an
+  entry holding the day's usage before the edge's slot, which the script cuts from the day
+  value: the popcount of the bitmap below the slot, that entry's running totals, zero-padded
+  (narrow when they fit, else the app's records of that month are all wide).
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
+from functools import lru_cache
 from itertools import accumulate
 from typing import Final
 
@@ -24,11 +33,14 @@ from core.usage import MonthDays, Totals
 __all__ = (
     "DAYS_PER_MONTH",
     "ENTRY_SIZE",
+    "NARROW_SIZE",
     "PackedDay",
     "ViewValueError",
     "decode_day",
+    "edge_records",
     "encode",
     "month_days",
+    "narrow",
 )
 
 DAYS_PER_MONTH: Final = 31
@@ -36,6 +48,10 @@ _ENTRY = "BQIQQI"  # buckets; calls as 64 + 32 bits; micro-credits as 64 + 64 + 
 ENTRY_SIZE: Final = struct.calcsize("<" + _ENTRY)
 _ENTRY_STRUCT = struct.Struct("<" + _ENTRY)
 _ROW = struct.Struct("<" + _ENTRY * DAYS_PER_MONTH)
+_NARROW = "BQQ"  # buckets; calls; micro-credits, 64 bits each
+NARROW_SIZE: Final = struct.calcsize("<" + _NARROW)
+_NARROW_ROW = struct.Struct("<" + _NARROW * DAYS_PER_MONTH)
+_WIDE_PARTS = b"\0" * 16  # the high parts of a wide entry that a narrow one leaves out
 _CALLS_LIMIT = 1 << 96
 _MICRO_LIMIT = 1 << 160
 _BITMAP_BYTES = SLOTS_PER_DAY // 8
@@ -145,9 +161,8 @@ def decode_day(blob: bytes) -> DayUsage:
     return DayUsage(version, slots)
 
 
-def month_days(row: bytes) -> MonthDays:
-    """A month row as prefix sums of its day totals."""
-    values = _ROW.unpack(row)
+def _wide_columns(values: Sequence[int]) -> tuple[Sequence[int], Sequence[int], Sequence[int]]:
+    """Buckets, calls and micro-credits of unpacked entries (the wide parts joined if used)."""
     calls = values[1::6]
     if any(values[2::6]):
         calls = tuple(low | high << 64 for low, high in zip(calls, values[2::6], strict=True))
@@ -157,8 +172,42 @@ def month_days(row: bytes) -> MonthDays:
             low | middle << 64 | high << 128
             for low, middle, high in zip(micro, values[4::6], values[5::6], strict=True)
         )
+    return values[0::6], calls, micro
+
+
+def narrow(entry: bytes) -> bytes:
+    """A wide month-row entry in its narrow form when its totals fit, else unchanged."""
+    if entry[9:13] + entry[21:] == _WIDE_PARTS:
+        return entry[:9] + entry[13:21]
+    return entry
+
+
+def _narrow_columns(values: Sequence[int]) -> tuple[Sequence[int], Sequence[int], Sequence[int]]:
+    return values[0::3], values[1::3], values[2::3]
+
+
+def month_days(row: bytes) -> MonthDays:
+    """A month row (narrow or wide) as prefix sums of its day totals."""
+    if len(row) == _NARROW_ROW.size:
+        buckets, calls, micro = _narrow_columns(_NARROW_ROW.unpack(row))
+    else:
+        buckets, calls, micro = _wide_columns(_ROW.unpack(row))
     return MonthDays(
-        list(accumulate(values[0::6], initial=0)),
+        list(accumulate(buckets, initial=0)),
         list(accumulate(calls, initial=0)),
         list(accumulate(micro, initial=0)),
     )
+
+
+@lru_cache(maxsize=1024)
+def _records(form: str, count: int) -> struct.Struct:
+    return struct.Struct("<" + form * count)
+
+
+def edge_records(blob: bytes, count: int) -> list[Totals]:
+    """``count`` edge records, one after the other (all narrow or all wide), as totals."""
+    if len(blob) == count * NARROW_SIZE:
+        columns = _narrow_columns(_records(_NARROW, count).unpack(blob))
+    else:
+        columns = _wide_columns(_records(_ENTRY, count).unpack(blob))
+    return list(zip(*columns, strict=True))

@@ -1,11 +1,13 @@
 """Reads the serving view for the API: what one query needs, in one round trip.
 
 A query's window edges say what to read: the day totals of the UTC months the range covers
-(one row per app and month) and the buckets of the days an edge falls inside. A Lua call
-returns them with the account's completeness marker and change stamps; nothing else of the
-account is read or kept. Months already held in a small cache, bounded in bytes, are sent back
-only when their change stamp moved, so a dashboard polling an active account reads the current
-month again and not its history; an account never read before costs the same single call.
+(one row per app and month) and, for each edge inside a day, that day's usage before the edge
+(one small record per edge and app, cut from the day value by the script, so a one-year daily
+series moves ~365 records per app instead of 365 whole days). A Lua call returns them with the
+account's completeness marker and change stamps; nothing else of the account is read or kept.
+Months already held in a small cache, bounded in bytes, are sent back only when their change
+stamp moved, so a dashboard polling an active account reads the current month again and not
+its history; an account never read before costs the same single call.
 """
 
 from __future__ import annotations
@@ -22,17 +24,17 @@ from typing import Any, cast
 from core.buckets import BUCKET_MS
 from core.days import DAY_MS, Bucket
 from core.freshness import Freshness, Progress, freshness
-from core.usage import AppDays, DaySlots, MonthDays, edge_parts
-from view.codec import PackedDay, decode_day, month_days
+from core.usage import AppDays, Edge, MonthDays, Totals, edge_parts
+from view.codec import decode_day, edge_records, month_days
 from view.connection import Client, lua
 from view.epoch import PENDING, ViewEpoch
 from view.keys import ViewKeys, alerts_key, as_text, deliveries_key, month_id
 
 __all__ = ("AccountUsage", "ViewNotReady", "ViewReader")
 
-_ALL_DAYS = 12  # beyond this many days of a month, read the month's days whole
 _MONTHS_AT_ONCE = 36  # longer ranges first ask which months hold usage
 _ENTRY_OVERHEAD = 120  # bytes per cached value beyond its own length (object headers)
+_EDGE_OVERHEAD = 250  # bytes per cached edge record: dict slot, key and value tuples, ints
 _ORDINAL_1970 = date(1970, 1, 1).toordinal()
 
 
@@ -52,19 +54,19 @@ class AccountUsage:
 
 @dataclass(slots=True)
 class _Month:
-    """One account-month as last read: day totals rows and the days read so far."""
+    """One account-month as last read: day totals rows and the edge records read so far."""
 
     epoch: bytes
     stamp: bytes
     totals: dict[str, bytes]
-    days: dict[tuple[str, int], bytes] = field(default_factory=dict)
-    read_days: set[int] = field(default_factory=set)
-    whole: bool = False
+    edges: dict[str, dict[tuple[int, int], Totals]] = field(default_factory=dict)
+    """Per app: ``(day, slot)`` -> the day's usage before the slot."""
+    read: set[tuple[int, int]] = field(default_factory=set)
     size: int = 0
 
     def measure(self) -> int:
         self.size = sum(len(k) + len(v) + 2 * _ENTRY_OVERHEAD for k, v in self.totals.items())
-        self.size += sum(len(v) + 3 * _ENTRY_OVERHEAD for v in self.days.values())
+        self.size += (len(self.read) + sum(map(len, self.edges.values()))) * _EDGE_OVERHEAD
         return self.size
 
 
@@ -84,7 +86,7 @@ class _MonthCache:
 
     def put(self, key: tuple[str, int], entry: _Month) -> None:
         self.drop(key)
-        if entry.measure() > self.max_bytes // 8:
+        if not self.max_bytes or entry.measure() > self.max_bytes // 8:
             return  # one huge month must not flush everything else
         self._entries[key] = entry
         self.bytes += entry.size
@@ -166,10 +168,10 @@ class ViewReader:
         fresh = await self.freshness()
         parts = edge_parts(edges)
         first, last = parts[0].month, parts[-1].month
-        inside: dict[int, dict[int, int]] = {}  # month -> day of month -> day number
+        inside: dict[int, list[Edge]] = {}  # month -> the edges inside a day, ascending
         for part in parts:
             if part.slot:
-                inside.setdefault(part.month, {})[part.day_of_month] = part.day
+                inside.setdefault(part.month, []).append(part)
         if last - first < _MONTHS_AT_ONCE:
             months = list(range(first, last + 1))
         else:
@@ -178,46 +180,41 @@ class ViewReader:
             months = sorted(month for month in with_usage if first <= month <= last)
         marker, changes, held = await self._call(account_id, months, inside)
         by_month: dict[str, dict[int, MonthDays]] = {}
-        by_day: dict[str, dict[int, DaySlots]] = {}
+        by_edge: dict[str, dict[tuple[int, int], Totals]] = {}
         for month, entry in held.items():
             for app, row in entry.totals.items():
                 by_month.setdefault(app, {})[month] = month_days(row)
-            wanted = inside.get(month, {})
-            for (app, day_of_month), blob in entry.days.items():
-                day = wanted.get(day_of_month)
-                if day is not None:
-                    by_day.setdefault(app, {})[day] = PackedDay(blob)
-        apps = {app: AppDays(rows, by_day.get(app, {})) for app, rows in by_month.items()}
+            for app, found in entry.edges.items():
+                by_edge.setdefault(app, {}).update(found)
+        apps = {app: AppDays(rows, edges=by_edge.get(app, {})) for app, rows in by_month.items()}
         return AccountUsage(apps, fresh, changes.get("#", 0), marker)
 
     async def _call(
         self,
         account_id: str,
         months: list[int],
-        inside: dict[int, dict[int, int]],
+        inside: dict[int, list[Edge]],
         retry: bool = True,
     ) -> tuple[bytes, dict[str, int], dict[int, _Month]]:
         """One read call: the marker, the change stamps, and the months (cache refreshed)."""
         keys = [self.keys.marker_of(account_id), self.keys.changes(account_id)]
         args: list[str] = []
         held: dict[int, _Month] = {}
-        specs: list[tuple[str, str]] = []
+        asked: list[tuple[list[Edge], list[Edge]]] = []  # per month: if current, if not
         for month in months:
             keys += [
                 self.keys.day_totals(account_id, month),
                 self.keys.day_slots(account_id, month),
             ]
-            days = inside.get(month, {})
-            every = "*" if len(days) > _ALL_DAYS else ",".join(map(str, days))
+            every = inside.get(month, [])
             entry = self._cache.get((account_id, month))
-            stamp = if_same = ""
+            stamp, if_same = "", every
             if entry is not None:
                 held[month] = entry
                 stamp = entry.stamp.decode()
-                lacking = [] if entry.whole else [d for d in days if d not in entry.read_days]
-                if_same = "*" if lacking and every == "*" else ",".join(map(str, lacking))
-            args += [month_id(month), stamp, if_same, every]
-            specs.append((if_same, every))
+                if_same = [edge for edge in every if (edge.day, edge.slot) not in entry.read]
+            args += [month_id(month), stamp, _spec(if_same), _spec(every)]
+            asked.append((if_same, every))
         reply = await self._read_days(keys=keys, args=args)
         marker: bytes | None = reply[0]
         if marker is None or marker.startswith(PENDING):
@@ -231,23 +228,24 @@ class ViewReader:
                 self._cache.drop((account_id, month))
             return await self._call(account_id, months, inside, retry=False)
         found: dict[int, _Month] = {}
-        for month, (if_same, every), (stamp, totals, days) in zip(
-            months, specs, reply[2:], strict=True
+        for month, (if_same, every), (stamp, totals, records) in zip(
+            months, asked, reply[2:], strict=True
         ):
             key = (account_id, month)
             if stamp is None:
                 self._cache.drop(key)
                 continue
             entry = held.get(month)
+            read = if_same
             if totals is not None or entry is None:
                 rows = {as_text(app): row for app, row in _pairs(totals or [])}
                 entry = _Month(marker, stamp, rows)
-                if_same = every
-            for name, blob in _pairs(days):
-                cut = name.rindex(b":")
-                entry.days[(name[:cut].decode(), int(name[cut + 1 :]))] = blob
-            entry.read_days |= inside.get(month, {}).keys()
-            entry.whole = entry.whole or if_same == "*"
+                read = every
+            names = [(edge.day, edge.slot) for edge in read]
+            for app, blob in _pairs(records):
+                edges = entry.edges.setdefault(as_text(app), {})
+                edges.update(zip(names, edge_records(blob, len(names)), strict=True))
+            entry.read.update(names)
             self._cache.put(key, entry)
             found[month] = entry
         return marker, changes, found
@@ -284,6 +282,11 @@ class ViewReader:
             )
             found.append(alert)
         return sorted(found, key=lambda a: (a["crossed_at"], a["threshold_percent"]), reverse=True)
+
+
+def _spec(edges: list[Edge]) -> str:
+    """Edges for the script: ``day of month.slot``, comma-separated."""
+    return ",".join(f"{edge.day_of_month}.{edge.slot}" for edge in edges)
 
 
 def _pairs(flat: Iterable[Any]) -> Iterable[tuple[Any, Any]]:

@@ -1,12 +1,34 @@
 -- Versioned writes of an account's days, with their month rows and change stamps: one call.
 -- KEYS[1] = the account's change hash, then per month: day totals hash, day buckets hash.
--- ARGV[1] = size of a month-row entry, ARGV[2] = number of months, then per month:
---   month id, number of days, then per day: app, day of month, version, day value, row entry.
+-- ARGV[1] = number of months, then per month: month id, number of days, then per day: app,
+--   day of month, version, day value, month-row entry (narrow or wide, see view/codec.py).
 -- A day is written only when its version is newer than the stored one, so late writers (a
 -- rebuild, a zombie worker, a retry) can never move a day backwards. No arithmetic on usage:
--- the values are bytes made by view/codec.py.
-local size, n_months = tonumber(ARGV[1]), tonumber(ARGV[2])
-local i = 3
+-- the values are bytes made by view/codec.py, and a narrow entry (buckets 1 byte, calls and
+-- micro-credits 8 bytes each) becomes wide (12 and 20 bytes) by padding its parts with zeros.
+local sub, rep = string.sub, string.rep
+local DAYS, NARROW, WIDE = 31, 17, 33
+
+local function widen(entry)
+  return sub(entry, 1, 9) .. rep('\0', 4) .. sub(entry, 10, 17) .. rep('\0', 12)
+end
+
+-- The row with one day's entry replaced; a narrow row is widened when a wide day arrives.
+local function with_day(row, day, entry)
+  if not row then row = rep('\0', DAYS * #entry) end
+  local size = #row / DAYS
+  if #entry > size then
+    local days = {}
+    for d = 0, DAYS - 1 do days[d + 1] = widen(sub(row, d * NARROW + 1, (d + 1) * NARROW)) end
+    row, size = table.concat(days), WIDE
+  elseif #entry < size then
+    entry = widen(entry)
+  end
+  return sub(row, 1, (day - 1) * size) .. entry .. sub(row, day * size + 1)
+end
+
+local n_months = tonumber(ARGV[1])
+local i = 2
 local written, seq = 0, nil
 for m = 1, n_months do
   local totals_key, days_key = KEYS[2 * m], KEYS[2 * m + 1]
@@ -19,8 +41,7 @@ for m = 1, n_months do
     local current = redis.call('HGET', days_key, field)
     if (not current) or tonumber(string.match(current, '^(%d+):')) < version then
       redis.call('HSET', days_key, field, ARGV[i + 3])
-      local row = rows[app] or redis.call('HGET', totals_key, app) or string.rep('\0', 31 * size)
-      rows[app] = string.sub(row, 1, (day - 1) * size) .. ARGV[i + 4] .. string.sub(row, day * size + 1)
+      rows[app] = with_day(rows[app] or redis.call('HGET', totals_key, app), day, ARGV[i + 4])
       written = written + 1
     end
     i = i + 5

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from core.days import DayKey, DayUsage
 from core.freshness import Progress
 from core.usage import month_day
-from view.codec import ENTRY_SIZE, ViewValueError, encode
+from view.codec import ViewValueError, encode, narrow
 from view.connection import Client, Script, run_pipeline, script
 from view.keys import ViewKeys, month_id
 
@@ -35,7 +35,7 @@ _DAYS_PER_PIPELINE = 20_000
 
 
 class _Day(NamedTuple):
-    """A day ready for Redis: its version, its buckets and its month-row entry."""
+    """A day ready for Redis: its version, its buckets, its month-row entry (narrow if it fits)."""
 
     version: int
     value: bytes
@@ -92,10 +92,11 @@ class ViewWriter:
         if known is not None and known.version >= usage.version:
             return True
         try:
-            day = _Day(usage.version, *encode(usage))
+            value, entry = encode(usage)
         except ViewValueError as error:
             logger.error("day %s left out of the view: %s", key, error)
             return False
+        day = _Day(usage.version, value, narrow(entry))
         self._pending[key] = day
         if len(self._pending) > _MAX_PENDING:
             # Too much to hold: forget it and let the keeper rebuild the view from Kafka.
@@ -191,5 +192,5 @@ class ViewWriter:
         return (
             self._write_days,
             [self.keys.changes(account), *keys],
-            [ENTRY_SIZE, len(keys) // 2, *args],
+            [len(keys) // 2, *args],
         )

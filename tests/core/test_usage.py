@@ -20,6 +20,7 @@ from core.usage import (
     QueryError,
     UsageQuery,
     compute_usage,
+    edge_parts,
     parse_usage_query,
 )
 from tests.core.support import FAST, HOUR, THOROUGH
@@ -374,3 +375,23 @@ def test_credit_strings_are_exact_decimal_renderings(a: int, b: int) -> None:
     apps = {"x": app_days([(utc(2026, 3, 8, 12), 1, a), (utc(2026, 3, 8, 13), 1, b)])}
     credits = compute_usage(query(), apps)["total"]["credits"]
     assert Decimal(credits) * 10**6 == a + b
+
+
+@THOROUGH
+@given(scenarios())
+def test_the_usage_before_each_edge_is_all_a_view_must_read(
+    scenario: tuple[UsageQuery, dict[str, list[tuple[int, int, int]]]],
+) -> None:
+    """What the view supplies (month rows, and per edge inside a day with usage, the day's
+    usage before it; nothing of the days themselves) gives the same answer as whole days."""
+    q, buckets = scenario
+    whole = {app: app_days(rows) for app, rows in buckets.items()}
+    read = {}
+    for app, days in whole.items():
+        edges = {
+            (edge.day, edge.slot): days.days[edge.day].before(edge.slot)
+            for edge in edge_parts(q.edges)
+            if edge.slot and edge.day in days.days
+        }
+        read[app] = AppDays(days.months, edges)
+    assert compute_usage(q, read) == compute_usage(q, whole)
