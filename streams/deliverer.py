@@ -36,7 +36,7 @@ from streams.processor import now_ms
 from streams.replay import replay
 from streams.targets import PublicResolver, TargetPolicy
 from streams.topics import partitions_of
-from view.keys import deliveries_key
+from view.keys import deliveries_key, delivery_field
 from view.writer import ViewWriter
 
 __all__ = ("Deliverer", "backoff_seconds", "sign", "webhook_session")
@@ -83,7 +83,7 @@ class _Status:
 
     @property
     def key(self) -> str:
-        return f"{self.alert_id}|{self.endpoint_id}"
+        return delivery_field(self.alert_id, self.endpoint_id)
 
     @property
     def final(self) -> bool:
@@ -235,7 +235,7 @@ class Deliverer:
         await asyncio.gather(*(self._deliver(alert, value, e) for e in webhooks.endpoints))
 
     async def _deliver(self, alert: dict[str, Any], body: bytes, endpoint: Endpoint) -> None:
-        key = f"{alert['alert_id']}|{endpoint.id}"
+        key = delivery_field(alert["alert_id"], endpoint.id)
         status = self._statuses.get(key)
         if status is not None and status.final:
             return

@@ -28,7 +28,7 @@ from streams.replay import replay
 from streams.topics import partitions_of
 from view.connection import Client
 from view.epoch import ViewEpoch
-from view.keys import alerts_key, deliveries_key
+from view.keys import alerts_key, deliveries_key, delivery_field
 from view.writer import ViewWriter
 
 __all__ = ("RebuildProgress", "ViewKeeper")
@@ -226,5 +226,5 @@ def _alert_doc(value: bytes) -> tuple[str, str, bytes]:
 
 def _delivery_doc(value: bytes) -> tuple[str, str, bytes]:
     status = json.loads(value)
-    field = f"{status['alert_id']}|{status['endpoint_id']}"
+    field = delivery_field(status["alert_id"], status["endpoint_id"])
     return deliveries_key(status["account_id"]), field, value

@@ -37,10 +37,12 @@ __all__ = (
     "DEFAULT_PREFIX",
     "SLOTS",
     "ViewKeys",
+    "alert_of_delivery",
     "alerts_key",
     "as_text",
     "day_field",
     "deliveries_key",
+    "delivery_field",
     "key_slot",
     "month_id",
 )
@@ -97,6 +99,19 @@ def alerts_key(account_id: str) -> str:
 def deliveries_key(account_id: str) -> str:
     """Name, below the prefix, of the hash of an account's webhook delivery statuses."""
     return f"{{{account_id}}}:deliveries"
+
+
+def delivery_field(alert_id: str, endpoint_id: str) -> str:
+    """An (alert, endpoint) pair's field in the deliveries hash; also the deliveries topic's key.
+
+    Neither alert ids (account, date, threshold) nor endpoint ids contain ``|``.
+    """
+    return f"{alert_id}|{endpoint_id}"
+
+
+def alert_of_delivery(field: str) -> str:
+    """The alert id of a :func:`delivery_field`."""
+    return field.partition("|")[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from core.usage import AppDays, Edge, MonthDays, Totals, edge_parts
 from view.codec import decode_day, edge_records, month_days
 from view.connection import Client, lua
 from view.epoch import PENDING, ViewEpoch
-from view.keys import ViewKeys, alerts_key, as_text, deliveries_key, month_id
+from view.keys import ViewKeys, alert_of_delivery, alerts_key, as_text, deliveries_key, month_id
 
 __all__ = ("AccountUsage", "ViewNotReady", "ViewReader")
 
@@ -272,7 +272,7 @@ class ViewReader:
             alerts, deliveries = await pipe.execute()
         by_alert: dict[str, list[dict[str, Any]]] = {}
         for name, body in deliveries.items():
-            alert_id = as_text(name).rpartition("|")[0]
+            alert_id = alert_of_delivery(as_text(name))
             by_alert.setdefault(alert_id, []).append(json.loads(body))
         found = []
         for body in alerts.values():
