@@ -27,6 +27,7 @@ from collections.abc import (
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiokafka.errors import KafkaError
 
@@ -210,7 +211,8 @@ class RecordingView:
     Days are versioned upserts (a lower or equal version is left alone), progress lines and
     documents overwrite, counters add up. While :attr:`refuse_days` is set, a write with days
     fails *and forgets them*: what reaches the view afterwards is only what the processor
-    sends again, so a test sees the processor's own retry (its outbox), not this writer's.
+    sends again, so a test sees the processor's own retry (its outbox), not this writer's
+    (:class:`view.writer.ViewWriter` keeps failed days pending and retries them itself).
     """
 
     def __init__(self, journal: Journal) -> None:
@@ -274,13 +276,15 @@ async def shell(
     refuse: Callable[[str, bytes | None], KafkaError | None] = lambda topic, value: None,
     partition_for: Callable[[str], int] = local_only,
     terms_for: TermsLookup | None = None,
+    **settings_fields: Any,
 ) -> AsyncIterator[Shell]:
     """A running shell; its stores are closed on exit.
 
     ``state_log`` defaults to what this shell's own producer publishes to the state topic
-    (an empty log at the start: a first assignment).
+    (an empty log at the start: a first assignment). The journal probes partition 0's
+    store; ``settings_fields`` override :class:`config.settings.Settings`.
     """
-    settings = Settings(data_dir=data_dir)
+    settings = Settings(data_dir=data_dir, **settings_fields)
     journal = Journal()
     producer = RecordingProducer(journal, refuse)
     view = RecordingView(journal)

@@ -16,10 +16,10 @@ from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from config.settings import Settings
 from core.billing import Explicit
-from core.days import DayKey
+from core.days import DAY_MS, DayKey, parse_day_record
 from core.partition import SourceRecord
 from streams.state.store import PartitionStore, StoreBudget
-from tests.core.support import HOUR, MINUTE, T0, ev, rec, terms
+from tests.core.support import DAY, HOUR, MINUTE, T0, ev, rec, terms
 from tests.streams.fakes import GatedStateLog, Shell, committed_offset, shell
 from tests.streams.state.support import lookup
 
@@ -220,3 +220,25 @@ async def test_a_failed_view_write_is_published_by_the_next_heartbeat(tmp_path: 
         day = (T0 + HOUR) // (24 * HOUR)
         assert run.view.days[DayKey("acme", "bot", day)].total == (2, 6_500_000)
         assert run.view.progress[0].applied == 1
+
+
+async def test_a_day_still_waiting_in_the_outbox_is_published_before_it_expires(
+    tmp_path: Path,
+) -> None:
+    async with shell(tmp_path, late_horizon_days=1) as run:
+        run.view.refuse_days = True  # the day stays in the outbox
+        await run.processor.process([rec(0, T0 + HOUR, [ev("a0", T0 + HOUR - MINUTE)])])
+        published = len(run.producer.topic(TOPICS.buckets_topic))
+        mark = len(run.journal.steps)
+        # Two days later: the first day leaves the state (and its outbox) with this commit.
+        await run.processor.process([rec(1, T0 + 3 * DAY, [ev("a1", T0 + 3 * DAY - MINUTE)])])
+        later = run.journal.steps[mark:]
+        first_state_log = next(i for i, s in enumerate(later) if s.topic == TOPICS.state_topic)
+        before = sum(
+            s.kind == "send" and s.topic == TOPICS.buckets_topic for s in later[:first_state_log]
+        )
+        records = run.producer.topic(TOPICS.buckets_topic)[published : published + before]
+        days = [parse_day_record(s.value or b"") for s in records]
+        assert [(key, usage.total) for key, usage in days] == [
+            (DayKey("acme", "bot", T0 // DAY_MS), (1, 1_000_000))
+        ]
