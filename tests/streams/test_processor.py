@@ -106,14 +106,16 @@ async def test_outputs_then_state_log_then_local_commit_then_view_then_return(
         assert run.view.progress[0].applied == 2
 
 
-async def test_the_view_gets_what_the_day_records_say(tmp_path: Path) -> None:
+async def test_the_view_gets_the_values_of_the_day_records_and_the_alert(tmp_path: Path) -> None:
     async with shell(tmp_path, partition_for=_routes, terms_for=lookup(ACME)) as run:
         await run.processor.process(_records(0, 3))
-        day = (T0 + HOUR) // (24 * HOUR)
+        records = run.producer.topic(TOPICS.buckets_topic)
+        assert run.view.days == dict(parse_day_record(s.value or b"") for s in records)
+        day = (T0 + HOUR) // DAY_MS
         assert run.view.days[DayKey("acme", "bot", day)].total == (2, 6_500_000)
         assert DayKey("globex", "bot", day) not in run.view.days  # re-routed, not counted here
-        assert len(run.producer.topic(TOPICS.buckets_topic)) == 1
         assert [doc_field for _, doc_field in run.view.docs] == ["acme:2026-11-27:50"]
+        assert run.view.metrics["alerts_fired"] == 1 and run.view.metrics["events_rerouted"] == 2
 
 
 async def test_records_at_or_below_the_fence_are_skipped(tmp_path: Path) -> None:
@@ -217,7 +219,7 @@ async def test_a_failed_view_write_is_published_by_the_next_heartbeat(tmp_path: 
         assert run.view.progress[0].applied < 0
         run.view.refuse_days = False
         await run.processor.heartbeat({0: 2}, T0)
-        day = (T0 + HOUR) // (24 * HOUR)
+        day = (T0 + HOUR) // DAY_MS
         assert run.view.days[DayKey("acme", "bot", day)].total == (2, 6_500_000)
         assert run.view.progress[0].applied == 1
 
