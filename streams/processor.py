@@ -25,13 +25,12 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     InvalidTopicError,
     KafkaError,
@@ -69,9 +68,16 @@ from streams.state.outbox import Outbox
 from streams.state.restore import Restorer
 from streams.state.store import PartitionStore, StoreBudget, StoreFormatError
 from view.keys import alerts_key
-from view.writer import ViewWriter
 
-__all__ = ("Processor", "now_ms")
+__all__ = (
+    "Acknowledgement",
+    "Processor",
+    "RecordProducer",
+    "StateLogEntry",
+    "StateLogReader",
+    "ViewSink",
+    "now_ms",
+)
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +95,65 @@ _PERMANENT = (
     OutOfOrderSequenceNumber,
 )
 _PROGRESS_EVERY_S = 2.0
+
+StateLogEntry = tuple[int, bytes, bytes | None]
+"""A state-log record as a restore reads it: its offset, key and value (None: a tombstone)."""
+
+StateLogReader = Callable[[int, int], AsyncIterator[Sequence[StateLogEntry]]]
+"""Reads one partition of the state log from an offset to the end seen when reading began,
+in offset order, in batches: ``read(partition, start)``."""
+
+
+class Acknowledgement(Protocol):
+    """What an awaited send gives once Kafka has the record (aiokafka's ``RecordMetadata``)."""
+
+    @property
+    def offset(self) -> int:
+        """The record's offset in its partition."""
+        ...
+
+
+class RecordProducer(Protocol):
+    """What the processor needs of a Kafka producer (aiokafka's ``AIOKafkaProducer`` is one).
+
+    ``send`` queues a record and returns what to await for its acknowledgement; it may raise
+    a ``KafkaError`` at once for a record refused before sending.
+    """
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Awaitable[Acknowledgement]:
+        """Queue one record; await the result for its acknowledgement."""
+        ...
+
+
+class ViewSink(Protocol):
+    """What the processor needs of the serving view (:class:`view.writer.ViewWriter` is one)."""
+
+    @property
+    def has_pending(self) -> bool:
+        """Whether changes from failed writes still wait to be written."""
+        ...
+
+    async def write(
+        self,
+        days: Iterable[tuple[DayKey, DayUsage]],
+        progress: Mapping[int, Progress] | None = None,
+        metrics: Mapping[str, int] | None = None,
+        docs: Iterable[tuple[str, str, bytes]] = (),
+    ) -> bool:
+        """Write days, then progress lines; False if the view could not be written now."""
+        ...
+
+    async def flush(self, progress: Mapping[int, Progress] | None = None) -> bool:
+        """Retry what earlier writes left pending; False if the view could not be written."""
+        ...
 
 
 @dataclass(slots=True)
@@ -114,17 +179,23 @@ class _Ends:
 
 
 class Processor:
-    """Owns the states of the partitions assigned to this worker and runs records through them."""
+    """Owns the states of the partitions assigned to this worker and runs records through them.
+
+    Its Kafka and Redis sides come in as parameters (``producer``, ``writer``, ``state_log``,
+    the two readers of the view), so the commit order above is testable without a broker.
+    ``state_log`` defaults to reading ``settings.state_topic`` from Kafka.
+    """
 
     def __init__(
         self,
         settings: Settings,
-        producer: AIOKafkaProducer,
-        writer: ViewWriter,
+        producer: RecordProducer,
+        writer: ViewSink,
         partition_for: Callable[[str], int],
         read_view_progress: Callable[[int], Awaitable[Progress | None]],
         terms_for: TermsLookup | None = None,
         read_history: Callable[[str, int, int], Awaitable[int | None]] | None = None,
+        state_log: StateLogReader | None = None,
     ) -> None:
         self.settings = settings
         self.producer = producer
@@ -134,6 +205,7 @@ class Processor:
         self._read_view_progress = read_view_progress
         self._read_history = read_history
         """Micro-credits of an account in a range, from the complete view (None: not now)."""
+        self._read_state_log = state_log or _kafka_state_log(settings)
         self._budget = StoreBudget(settings.store_cache_bytes, settings.store_write_buffer_bytes)
         self._owned: dict[int, _Owned] = {}
         self._loading: dict[int, asyncio.Task[None]] = {}
@@ -258,12 +330,10 @@ class Processor:
         start = restorer.log_offset + 1
         last_line = time.monotonic()
         end = start
-        async for messages in replay(
-            self.settings, self.settings.state_topic, [partition], start=start
-        ):
-            restorer.feed((m.offset, m.key or b"", m.value) for m in messages)
-            if messages:
-                end = max(end, messages[-1].offset)
+        async for entries in self._read_state_log(partition, start):
+            restorer.feed(entries)
+            if entries:
+                end = max(end, entries[-1][0])
             if time.monotonic() - last_line >= _PROGRESS_EVERY_S:
                 last_line = time.monotonic()
                 logger.info(restorer.progress.line(partition, end - start, end - start + 1))
@@ -543,6 +613,16 @@ class Processor:
         lines = self._progress_of(self._owned.values())
         if lines:
             await self.writer.write((), lines)
+
+
+def _kafka_state_log(settings: Settings) -> StateLogReader:
+    """The state log as Kafka holds it (``settings.state_topic``)."""
+
+    async def read(partition: int, start: int) -> AsyncIterator[list[StateLogEntry]]:
+        async for messages in replay(settings, settings.state_topic, [partition], start=start):
+            yield [(m.offset, m.key or b"", m.value) for m in messages]
+
+    return read
 
 
 def now_ms() -> int:

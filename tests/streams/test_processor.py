@@ -1,0 +1,246 @@
+"""The processor's commit order and recovery, broker-free (module docstring of streams.processor).
+
+The real processor over real RocksDB stores in ``tmp_path``; Kafka and Redis are the
+recording fakes of :mod:`tests.streams.fakes`. The same promises against the real brokers are
+in tests/integration (test_worker_faults.py, test_faults.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import date
+from pathlib import Path
+
+from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
+
+from config.settings import Settings
+from core.billing import Explicit
+from core.days import DAY_MS, DayKey, parse_day_record
+from core.partition import SourceRecord
+from streams.state.store import PartitionStore, StoreBudget
+from tests.core.support import DAY, HOUR, MINUTE, T0, ev, rec, terms
+from tests.streams.fakes import GatedStateLog, Shell, committed_offset, shell
+from tests.streams.state.support import lookup
+
+TOPICS = Settings()
+# What each topic's sends and acknowledgements stand for in the module docstring's steps.
+PHASES = {
+    TOPICS.dlq_topic: "outputs",
+    TOPICS.alerts_topic: "outputs",
+    TOPICS.calls_topic: "outputs",  # re-routed events
+    TOPICS.state_topic: "state log",
+    TOPICS.buckets_topic: "day records",
+    "days": "view",
+    "progress": "view progress",
+}
+# 6 of 10 credits crosses the 50% threshold: an alert.
+ACME = terms(allotment="10", period=Explicit(date(2026, 11, 27), date(2026, 12, 27)))
+
+
+def _routes(account: str) -> int:
+    return 1 if account == "globex" else 0
+
+
+def _records(start: int, count: int) -> list[SourceRecord]:
+    """Per offset one record: acme's events, a globex event that belongs to partition 1
+    (re-routed), and every third record unreadable (a dead letter)."""
+    out = []
+    for offset in range(start, start + count):
+        now = T0 + HOUR + offset * MINUTE
+        if offset % 3 == 2:
+            out.append(rec(offset, now, b"{not json"))
+            continue
+        items = [
+            ev(f"a{offset}", now - MINUTE, credits="6" if offset == 0 else "0.5"),
+            ev(f"g{offset}", now - MINUTE, account="globex"),
+        ]
+        out.append(rec(offset, now, items))
+    return out
+
+
+def _stores_of(processor_shell: Shell) -> dict[str, dict[bytes, bytes]]:
+    """Partition 0's live state as stored (outbox and bookkeeping left out)."""
+    owned = processor_shell.processor._owned[0]
+    return {family: dict(owned.store.scan(family)) for family in ("ids", "days", "ledger")}
+
+
+def _outputs(run: Shell) -> list[tuple[str, bytes | None, bytes | None]]:
+    """The per-record outputs kept by the producer (step 2 of the commit order)."""
+    return [(s.topic, s.key, s.value) for s in run.producer.sent if PHASES[s.topic] == "outputs"]
+
+
+async def test_outputs_then_state_log_then_local_commit_then_view_then_return(
+    tmp_path: Path,
+) -> None:
+    async with shell(tmp_path, partition_for=_routes, terms_for=lookup(ACME)) as run:
+        await run.processor.process(_records(0, 3))
+        run.journal.add("mark", "returned")
+        steps = run.journal.steps
+        assert run.journal.phases(PHASES) == [
+            "outputs",  # dead letters, re-routes, alerts: sent and acknowledged, then ...
+            "state log",  # ... the state log, sent and acknowledged, then ...
+            "day records",  # ... (local commit) the outbox: day records, then ...
+            "view",  # ... the view, then ...
+            "view progress",  # ... the progress line claiming it, then ...
+            "returned",  # ... the input offsets may be committed.
+        ]
+        assert {s.topic for s in steps if s.kind == "send"} >= {
+            TOPICS.dlq_topic,
+            TOPICS.alerts_topic,
+            TOPICS.calls_topic,
+        }
+        # The local store commits (offset 2) after the state log is acknowledged, before the
+        # day records; nothing before that point had committed anything.
+        committed: dict[str, set[int]] = {}
+        for step in steps:
+            committed.setdefault(PHASES.get(step.topic, step.topic), set()).add(step.committed)
+        assert committed == {
+            "outputs": {-1},
+            "state log": {-1},
+            "day records": {2},
+            "view": {2},
+            "view progress": {2},
+            "returned": {2},
+        }
+        assert run.view.progress[0].applied == 2
+
+
+async def test_the_view_gets_the_values_of_the_day_records_and_the_alert(tmp_path: Path) -> None:
+    async with shell(tmp_path, partition_for=_routes, terms_for=lookup(ACME)) as run:
+        await run.processor.process(_records(0, 3))
+        records = run.producer.topic(TOPICS.buckets_topic)
+        assert run.view.days == dict(parse_day_record(s.value or b"") for s in records)
+        day = (T0 + HOUR) // DAY_MS
+        assert run.view.days[DayKey("acme", "bot", day)].total == (2, 6_500_000)
+        assert DayKey("globex", "bot", day) not in run.view.days  # re-routed, not counted here
+        assert [doc_field for _, doc_field in run.view.docs] == ["acme:2026-11-27:50"]
+        assert run.view.metrics["alerts_fired"] == 1 and run.view.metrics["events_rerouted"] == 2
+
+
+async def test_records_at_or_below_the_fence_are_skipped(tmp_path: Path) -> None:
+    async with shell(tmp_path / "once", partition_for=_routes) as once:
+        await once.processor.process(_records(0, 6))
+    async with shell(tmp_path / "again", partition_for=_routes) as again:
+        await again.processor.process(_records(0, 4))
+        # A rebalance seeks back to the committed offset: offsets 2 and 3 come again.
+        await again.processor.process(_records(2, 4))
+        assert again.view.days == once.view.days
+        dead = [s.value for s in again.producer.topic(TOPICS.dlq_topic)]
+        assert dead == [s.value for s in once.producer.topic(TOPICS.dlq_topic)]  # 2 and 5, once
+        rerouted = [s.value for s in again.producer.topic(TOPICS.calls_topic)]
+        assert len(rerouted) == len(once.producer.topic(TOPICS.calls_topic))
+
+
+async def test_a_fresh_store_restored_from_the_state_log_holds_the_same_state(
+    tmp_path: Path,
+) -> None:
+    records = _records(0, 6)
+    async with shell(tmp_path / "first", terms_for=lookup(ACME)) as first:
+        await first.processor.process(records)
+        stored = _stores_of(first)
+        fence = first.processor._owned[0].store.fence()
+        log = first.producer.state_log(TOPICS.state_topic)
+    async with shell(tmp_path / "second", state_log=log, terms_for=lookup(ACME)) as second:
+        second.processor.assign([0])
+        await second.processor.process(records)  # all at or below the restored fence
+        assert _stores_of(second) == stored
+        assert second.processor._owned[0].store.fence()[:3] == fence[:3]
+        assert second.producer.sent == []  # nothing applied again, nothing republished
+        # The restored days the view may lack are queued, and the next heartbeat sends them.
+        await second.processor.heartbeat({0: 6}, T0)
+        assert second.view.days == first.view.days
+        assert second.view.progress[0].applied == 5
+
+
+async def test_a_crash_before_the_state_log_replays_the_run_with_the_same_outputs(
+    tmp_path: Path,
+) -> None:
+    def no_state_log(topic: str, value: bytes | None) -> KafkaError | None:
+        return TopicAuthorizationFailedError() if topic == TOPICS.state_topic else None
+
+    records = _records(0, 3)
+    async with shell(tmp_path / "clean", partition_for=_routes) as clean:
+        await clean.processor.process(records)
+    async with shell(tmp_path / "crash", refuse=no_state_log, partition_for=_routes) as crash:
+        with contextlib.suppress(TopicAuthorizationFailedError):
+            await crash.processor.process(records)
+        assert committed_offset(crash.processor, 0) == -1  # nothing committed locally
+        assert crash.view.days == {} and crash.producer.topic(TOPICS.buckets_topic) == []
+        outputs = _outputs(crash)
+        assert outputs, "dead letters and re-routes went out before the state log failed"
+    # The restart: the same store, a state log without the run.
+    async with shell(tmp_path / "crash", partition_for=_routes) as restart:
+        await restart.processor.process(records)
+        assert _outputs(restart) == outputs  # the same dead letters and re-routes, once more
+        assert restart.view.days == clean.view.days
+
+
+async def test_a_partition_revoked_while_loading_is_dropped(tmp_path: Path) -> None:
+    log = GatedStateLog()
+    async with shell(tmp_path, state_log=log.read) as run:
+        processor = run.processor
+        processor.assign([0])
+        task = asyncio.ensure_future(processor.process(_records(0, 3)))
+        await log.reading.wait()  # the partition is loading: its store is open
+        await processor.revoke([0])
+        log.release.set()  # a load not cancelled would now finish and run the records
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert 0 not in processor.owned
+        assert run.journal.steps == []  # nothing published, nothing in the view
+        # The store is closed (RocksDB's lock released) and holds nothing of the records.
+        store = PartitionStore.open(processor.store_path(0), StoreBudget(2**20, 2**20))
+        try:
+            assert store.fence().applied == -1
+        finally:
+            store.close()
+
+
+async def test_records_of_a_partition_revoked_before_they_run_are_left_alone(
+    tmp_path: Path,
+) -> None:
+    async with shell(tmp_path) as run:
+        await run.processor.process(_records(0, 2))
+        await run.processor.revoke([0])
+        sent = len(run.producer.sent)
+        await run.processor.process(_records(2, 2))  # fetched before the revocation
+        assert len(run.producer.sent) == sent
+        assert run.processor.owned == set()
+
+
+async def test_a_failed_view_write_is_published_by_the_next_heartbeat(tmp_path: Path) -> None:
+    async with shell(tmp_path) as run:
+        run.view.refuse_days = True
+        await run.processor.process(_records(0, 2))
+        assert run.view.days == {}
+        await run.processor.heartbeat({0: 2}, T0)  # Redis still refuses the days
+        # A progress line never claims an offset whose days the view does not have.
+        assert run.view.progress[0].applied < 0
+        run.view.refuse_days = False
+        await run.processor.heartbeat({0: 2}, T0)
+        day = (T0 + HOUR) // DAY_MS
+        assert run.view.days[DayKey("acme", "bot", day)].total == (2, 6_500_000)
+        assert run.view.progress[0].applied == 1
+
+
+async def test_a_day_still_waiting_in_the_outbox_is_published_before_it_expires(
+    tmp_path: Path,
+) -> None:
+    async with shell(tmp_path, late_horizon_days=1) as run:
+        run.view.refuse_days = True  # the day stays in the outbox
+        await run.processor.process([rec(0, T0 + HOUR, [ev("a0", T0 + HOUR - MINUTE)])])
+        published = len(run.producer.topic(TOPICS.buckets_topic))
+        mark = len(run.journal.steps)
+        # Two days later: the first day leaves the state (and its outbox) with this commit.
+        await run.processor.process([rec(1, T0 + 3 * DAY, [ev("a1", T0 + 3 * DAY - MINUTE)])])
+        later = run.journal.steps[mark:]
+        first_state_log = next(i for i, s in enumerate(later) if s.topic == TOPICS.state_topic)
+        before = sum(
+            s.kind == "send" and s.topic == TOPICS.buckets_topic for s in later[:first_state_log]
+        )
+        records = run.producer.topic(TOPICS.buckets_topic)[published : published + before]
+        days = [parse_day_record(s.value or b"") for s in records]
+        assert [(key, usage.total) for key, usage in days] == [
+            (DayKey("acme", "bot", T0 // DAY_MS), (1, 1_000_000))
+        ]
