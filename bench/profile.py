@@ -1,8 +1,9 @@
 """Where a worker's time goes per event: py-spy samples of a worker on a preloaded topic.
 
-    python -m bench.profile single|batch [--events N] [--seconds S]
+    python -m bench.profile single|batch|backfill [--events N] [--seconds S]
 
-Preloads the topic (single-event records, or records of 500), starts ``creditflow worker``,
+Preloads the topic (single-event records, records of 500, or records of 500 whose events
+spread over the last 30 days as in ``creditflow bench --scale``'s backfill), starts ``creditflow worker``,
 records it with ``py-spy record --format raw`` for a fixed duration once it applies events,
 and prints microseconds per event by component and the busiest functions. Samples of idle
 threads are left out, so the figures are CPU time (the worker's two threads: the event loop
@@ -12,6 +13,7 @@ and Faust's consumer thread).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import re
 import shutil
@@ -21,8 +23,9 @@ from pathlib import Path
 
 import redis
 
-from bench import throughput
-from bench.namespace import RESULTS, ROOT, Process, creditflow
+from bench import state_scale, throughput
+from bench.namespace import RESULTS, ROOT, Namespace, Process, creditflow
+from bench.state_scale import ScaleSizes
 
 RATE_HZ = 250
 # (component, substrings of a frame): the innermost matching frame names the component.
@@ -116,14 +119,19 @@ def report(raw: Path, events: int, top: int = 12) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
-    parser.add_argument("kind", choices=["single", "batch"])
+    parser.add_argument("kind", choices=["single", "batch", "backfill"])
     parser.add_argument("--events", type=int, default=0, help="preloaded events")
     parser.add_argument("--seconds", type=int, default=5)
     args = parser.parse_args()
     batch = 1 if args.kind == "single" else 500
     events = args.events or (1_000_000 if batch == 1 else 2_500_000)
     spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
-    namespace = throughput.prepare(f"profile-{args.kind}", events, batch)
+    if args.kind == "backfill":
+        namespace = Namespace(f"profile-{args.kind}")
+        namespace.flush_redis()
+        asyncio.run(state_scale.produce(namespace, events, ScaleSizes(), 30 * 86_400, 1))
+    else:
+        namespace = throughput.prepare(f"profile-{args.kind}", events, batch)
     client = redis.Redis.from_url(namespace.env["REDIS_URL"])
     worker = Process(creditflow("worker"), namespace, "worker")
     raw = RESULTS / f"profile-{args.kind}-{namespace.tag}.txt"

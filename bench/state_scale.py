@@ -79,9 +79,10 @@ def _records(count: int, batch: int, accounts: int, spread_s: int, seed: int) ->
         yield ("[" + ",".join(items) + "]").encode()
 
 
-async def _produce(
+async def produce(
     namespace: Namespace, count: int, sizes: ScaleSizes, spread_s: int, seed: int
 ) -> float:
+    """Produce ``count`` events, event times spread over ``spread_s`` before now; seconds taken."""
     settings = namespace.settings()
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
@@ -261,7 +262,7 @@ def run_state_scale(sizes: ScaleSizes) -> dict[str, Any]:
     result: dict[str, Any] = {"sizes": sizes.__dict__}
     month = 30 * 86_400
     result["produce_seconds"] = round(
-        asyncio.run(_produce(namespace, sizes.ids, sizes, month, 1)), 1
+        asyncio.run(produce(namespace, sizes.ids, sizes, month, 1)), 1
     )
     worker = _Worker(namespace, "worker")
     api = Process(creditflow("api", "--port", str(port := free_port())), namespace, "api")
@@ -280,7 +281,7 @@ def run_state_scale(sizes: ScaleSizes) -> dict[str, Any]:
         }
         for label, spread, seed in (("current_time", 120, 2), ("backfill_30_days", month, 3)):
             base = worker.accepted()
-            asyncio.run(_produce(namespace, sizes.extra_events, sizes, spread, seed))
+            asyncio.run(produce(namespace, sizes.extra_events, sizes, spread, seed))
             phase: list[tuple[float, int, int]] = []
             events, seconds = worker.apply_until(base + sizes.extra_events, 1800, phase)
             result[label] = {

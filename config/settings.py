@@ -121,8 +121,15 @@ class Settings(BaseSettings):
     outbox_days_per_run: int = Field(
         1000,
         ge=1,
-        description="Older days (before yesterday) published per run and per heartbeat; the "
-        "current and previous day always go at once.",
+        description="Most older days (before yesterday) published per run, and per heartbeat "
+        "of a partition that had no run since the last; the current and previous day always "
+        "go at once.",
+    )
+    outbox_events_per_day: int = Field(
+        100,
+        ge=1,
+        description="A run publishes one older changed day per this many events it applied "
+        "(at least one): a backfill's older days follow at a pace that leaves the CPU to it.",
     )
     data_dir: Path = Field(
         Path("creditflow-data"), description="Where a worker keeps its partitions' local state."

@@ -244,3 +244,41 @@ async def test_a_day_still_waiting_in_the_outbox_is_published_before_it_expires(
         assert [(key, usage.total) for key, usage in days] == [
             (DayKey("acme", "bot", T0 // DAY_MS), (1, 1_000_000))
         ]
+
+
+def _backfill(offset: int, days: int, per_day: int) -> SourceRecord:
+    """One record of ``days * per_day`` events: ``per_day`` on each of the ``days`` days
+    before yesterday (older days of the outbox)."""
+    now = T0 + HOUR
+    items = [
+        ev(f"b{offset}-{day}-{n}", now - (day + 2) * DAY, app=f"app{n % 4}")
+        for day in range(days)
+        for n in range(per_day)
+    ]
+    return rec(offset, now, items)
+
+
+def _published_days(run: Shell) -> set[bytes | None]:
+    return {sent.key for sent in run.producer.topic(TOPICS.buckets_topic)}
+
+
+async def test_older_days_follow_a_run_at_one_per_events_and_idle_heartbeats_send_the_rest(
+    tmp_path: Path,
+) -> None:
+    # 20 older days x 4 apps = 80 changed days in a run of 200 events; at one day per 50
+    # events (plus one) the run publishes 5 of them and keeps 75 in the outbox.
+    async with shell(tmp_path, outbox_events_per_day=50, outbox_days_per_run=30) as run:
+        await run.processor.process([_backfill(0, 20, 10)])
+        assert len(_published_days(run)) == 5
+        assert len(run.processor._owned[0].outbox) == 75
+        # The first heartbeat after a run leaves the older days to the runs.
+        await run.processor.heartbeat({0: 1}, T0)
+        assert len(_published_days(run)) == 5
+        # Idle since: each heartbeat publishes up to outbox_days_per_run of them.
+        await run.processor.heartbeat({0: 1}, T0)
+        assert len(_published_days(run)) == 35
+        await run.processor.heartbeat({0: 1}, T0)
+        await run.processor.heartbeat({0: 1}, T0)
+        assert len(_published_days(run)) == 80
+        assert len(run.processor._owned[0].outbox) == 0
+        assert len(run.view.days) == 80  # the view has every day too
