@@ -12,7 +12,8 @@ from fastapi import FastAPI
 
 from api.errors import ApiError, install_error_handlers
 from api.fastpath import UsageFastPath
-from api.routes import admin, billing, dashboard, events, health, usage
+from api.openmeter.router import router as openmeter_router
+from api.routes import access, admin, billing, dashboard, events, health, usage
 from api.services import Services
 from config.settings import Settings, get_settings
 
@@ -53,5 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(health.router)
     app.include_router(dashboard.router)
+    app.include_router(access.router)
+    app.include_router(openmeter_router)
     app.add_middleware(UsageFastPath, services=svc, tokens=svc.tokens)
+    app.add_middleware(access.AccessFastPath, services=svc, tokens=svc.tokens)
     return app

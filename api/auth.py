@@ -7,6 +7,7 @@ and shared; the admin token comes from ``CREDITFLOW_ADMIN_TOKEN``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -61,12 +62,16 @@ class _TokenFile(BaseModel):
 
 
 class TokenStore:
-    """Token hashes and their principals."""
+    """Token hashes and their principals.
+
+    ``issued`` looks up tokens issued at run time (portal tokens) by hash, after the file's.
+    """
 
     def __init__(self, admin_token: str, entries: list[tuple[str, str, list[str]]]) -> None:
         self._by_hash = {hash_token(admin_token): Principal("admin", frozenset({"admin"}))}
         for name, digest, scopes in entries:
             self._by_hash[digest] = Principal(name, frozenset(scopes))
+        self.issued: Callable[[str], Principal | None] | None = None
 
     @classmethod
     def load(cls, admin_token: str, path: Path) -> TokenStore:
@@ -76,8 +81,12 @@ class TokenStore:
         return cls(admin_token, [(t.name, t.sha256, t.scopes) for t in parsed.tokens])
 
     def principal(self, token: str) -> Principal | None:
-        """The principal of a presented token, if known."""
-        return self._by_hash.get(hash_token(token))
+        """The principal of a presented token, if known (and, if issued, not expired)."""
+        digest = hash_token(token)
+        found = self._by_hash.get(digest)
+        if found is None and self.issued is not None:
+            return self.issued(digest)
+        return found
 
 
 async def authenticate(request: Request) -> Principal:

@@ -13,6 +13,8 @@ from fastapi import Request
 
 from api.auth import TokenStore
 from api.errors import ApiError
+from api.openmeter.tokens import KIND as PORTAL_KIND
+from api.openmeter.tokens import PortalTokens
 from config.contracts import ContractBook, load_contracts
 from config.settings import Settings
 from streams.accounts import AccountConfig
@@ -61,6 +63,7 @@ class Services:
     _accounts: AccountConfig | None = None
     _accounts_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     answers: AnswerCache = field(default_factory=AnswerCache)
+    portal: PortalTokens = field(default_factory=PortalTokens)
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
@@ -68,13 +71,15 @@ class Services:
         client = aioredis.Redis.from_url(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=2
         )
-        return cls(
+        created = cls(
             settings=settings,
             redis=client,
             reader=ViewReader(client, settings.partitions),
             contracts=load_contracts(settings.contracts_file),
             tokens=TokenStore.load(settings.effective_admin_token, settings.tokens_file),
         )
+        created.tokens.issued = created.portal.principal
+        return created
 
     async def producer(self) -> AIOKafkaProducer:
         """A started idempotent producer (started on first use, so reads never wait for Kafka)."""
@@ -99,6 +104,7 @@ class Services:
         async with self._accounts_lock:
             if self._accounts is None:
                 accounts = AccountConfig(self.settings, self.contracts)
+                accounts.listeners[PORTAL_KIND] = self.portal.apply
                 try:
                     await ensure_topics(self.settings)
                     await accounts.start()

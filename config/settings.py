@@ -69,6 +69,19 @@ class Settings(BaseSettings):
     )
     rebalance_timeout_seconds: float = Field(30.0, ge=1.0)
 
+    portal_token_ttl_seconds: int = Field(
+        3600, ge=60, le=7 * 24 * 3600, description="Lifetime of a portal token."
+    )
+    portal_max_tokens: int = Field(
+        10_000, ge=1, description="Portal tokens alive at once (creation beyond answers 409)."
+    )
+    openmeter_max_subjects: int = Field(
+        1000, ge=1, description="Accounts one OpenMeter meter query may cover."
+    )
+    openmeter_max_cells: int = Field(
+        1_000_000, ge=1, description="Windows x accounts one OpenMeter meter query may compute."
+    )
+
     @property
     def limits(self) -> Limits:
         """Validation limits for the core."""

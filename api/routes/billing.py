@@ -15,10 +15,19 @@ from api.routes.usage import check_account, freshness_fields, read_account
 from api.services import Services, services
 from core.billing import Period, bill, period_at, previous_period
 from core.localtime import iso_local, parse_bound
+from view.reader import AccountView
 
-__all__ = ("router",)
+__all__ = ("router", "used_between")
 
 router = APIRouter()
+
+
+def used_between(view: AccountView, start_ms: int, end_ms: int) -> int:
+    """Micro-credits the account used in ``[start_ms, end_ms)``: the one billing computation.
+
+    The billing page and the access check both count "used this period" through here.
+    """
+    return sum(app.between(start_ms, end_ms)[2] for app in view.apps.values())
 
 
 def _period_body(period: Period, tz_name: str, tz: Any) -> dict[str, Any]:
@@ -64,7 +73,7 @@ async def get_billing(
     if chosen is None:
         raise ApiError(404, "no_period", f"no billing period of {account!r} covers that date")
     view = await read_account(svc, account)
-    used = sum(app.between(chosen.start_ms, chosen.end_ms)[2] for app in view.apps.values())
+    used = used_between(view, chosen.start_ms, chosen.end_ms)
     try:
         alerts = [
             alert
@@ -82,6 +91,7 @@ async def get_billing(
             "payg_rate": f"{terms.rate:f}",
             "currency": terms.currency,
             "upgrade_url": plan.upgrade_url if plan else None,
+            "hard_limit": contract.hard_limit,
             "contract_version": terms.version,
         },
         "period": _period_body(chosen, contract.time_zone, terms.tz),
