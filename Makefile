@@ -20,6 +20,7 @@ demo: install
 test: install lint typecheck
 	@scripts/stack up kafka redis
 	@scripts/browser
+	@scripts/openmeter-sdks
 	@$(VENV)/bin/pytest -q
 
 unit: install
