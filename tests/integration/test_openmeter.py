@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from api.app import create_app
 from tests.integration.harness import (
     ADMIN_TOKEN,
     ARTIFACTS,
@@ -470,3 +471,194 @@ async def test_sdk_against_the_real_stack(stack: Stack, client: str) -> None:
 
 async def _both_used(stack: Stack, names: tuple[str, ...], used: str) -> bool:
     return all([await stack.used(name) == used for name in names])
+
+
+# ------------------------------------------------------------------ the HTTP surface itself
+
+
+def cloud_body(account: str, event_id: str, credits: str, **data: Any) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "source": "tests/raw",
+        "specversion": "1.0",
+        "type": "llm.call",
+        "subject": account,
+        "time": (NOW - timedelta(minutes=5)).isoformat(),
+        "data": {"credits": credits, **data},
+    }
+
+
+async def post_events(
+    stack: Stack, body: Any, token: str = ADMIN_TOKEN, **headers: str
+) -> httpx.Response:
+    return await stack.http.post(
+        "/api/v1/events",
+        content=body if isinstance(body, bytes) else json.dumps(body).encode(),
+        headers={"content-type": "application/cloudevents-batch+json", **auth(token), **headers},
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "fragment"),
+    [
+        ("/api/v1/meters/credits/query?windowSize=MINUTE", 400, "HOUR, DAY or MONTH"),
+        ("/api/v1/meters/credits/query?groupBy=model", 400, "subject and app_id"),
+        ("/api/v1/meters/credits/query?from=2026-01-01T00:05:00Z", 400, "15-minute"),
+        ("/api/v1/meters/credits/query?subject=bad%20id", 400, "not a valid account id"),
+        ("/api/v1/meters/tokens/query", 404, "credits and calls"),
+        ("/api/v1/customers/raw-hard/entitlements/seats/value", 404, "'credits'"),
+        ("/api/v1/features", 404, "docs/openmeter.md"),
+    ],
+)
+async def test_errors_are_problem_details(
+    stack: Stack, path: str, status: int, fragment: str
+) -> None:
+    response = await stack.http.get(path, headers=auth())
+    assert response.status_code == status, response.text
+    # Exactly this type: the JavaScript SDK compares it without parameters.
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert {"type", "title", "status", "detail", "instance"} <= set(body)
+    assert body["status"] == status and fragment in body["detail"]
+
+
+async def test_authentication_and_scopes_as_problems(stack: Stack) -> None:
+    missing = await stack.http.get("/api/v1/meters")
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    assert missing.headers["content-type"] == "application/problem+json"
+    reader = reader_token("b236")
+    other = await stack.http.get("/api/v1/meters/credits/query?subject=raw-q", headers=auth(reader))
+    assert other.status_code == 403
+    refused = await post_events(stack, [cloud_body("raw-q", "w-1", "1")], token=reader)
+    assert refused.status_code == 403
+    assert refused.json()["errors"][0]["reason"] == "forbidden_account"
+
+
+async def test_ingest_is_all_or_nothing_and_exact(stack: Stack) -> None:
+    account = "raw-q"
+    mixed = [cloud_body(account, "m-1", "1"), cloud_body("bad subject", "m-2", "1")]
+    refused = await post_events(stack, mixed)
+    assert refused.status_code == 400, refused.text
+    problem = refused.json()
+    assert problem["errors"] == [
+        {"index": 1, "reason": "invalid_event", "detail": problem["errors"][0]["detail"]}
+    ]
+    assert problem["errors"][0]["detail"].startswith("subject:")
+    unsupported = await post_events(stack, b"{}", **{"content-type": "text/plain"})
+    assert unsupported.status_code == 415
+    # JSON numbers go to Kafka as their text: 0.1 + 0.2 is 0.3, not 0.30000000000000004.
+    exact = (
+        b'[{"id":"x-1","source":"s","specversion":"1.0","type":"t","subject":"raw-q",'
+        b'"data":{"credits":0.1,"app_id":"exact"}},'
+        b'{"id":"x-2","source":"s","specversion":"1.0","type":"t","subject":"raw-q",'
+        b'"data":{"credits":0.2,"app_id":"exact"}}]'
+    )
+    stored = await post_events(stack, exact)
+    assert stored.status_code == 204 and stored.content == b""
+    await wait_until(lambda: _calls_are(stack, account, 2), timeout=30)
+    # Only the two exact events counted: nothing of the refused batch was stored.
+    raw = await stack.http.get(
+        "/api/v1/meters/credits/query",
+        params={"subject": account, "groupBy": "app_id"},
+        headers=auth(),
+    )
+    assert raw.status_code == 200
+    assert b'"value":0.3,' in raw.content
+    assert raw.headers["x-creditflow-as-of"]
+
+
+async def _calls_are(stack: Stack, account: str, calls: int) -> bool:
+    return await stack.total_calls(account) == calls
+
+
+async def test_hard_limit_contract_field_and_the_access_stream(stack: Stack) -> None:
+    account = "raw-hard"
+    path = f"/v1/accounts/{account}/contract"
+    contract = await stack.get(path)
+    assert contract["hard_limit"] is True
+    body = {k: v for k, v in contract.items() if k not in ("account_id", "version")}
+    bad = await stack.http.put(path, json={**body, "hard_limit": "yes"}, headers=auth())
+    assert bad.status_code == 400 and "hard_limit" in bad.json()["error"]["message"]
+    billing = await stack.get(f"/v1/accounts/{account}/billing")
+    assert billing["plan"]["hard_limit"] is True
+    assert await stack.get(f"/v1/accounts/{account}/access") == {
+        "has_access": True,
+        "remaining": "10",
+        "used": "0",
+        "allotment": "10",
+        "hard_limit": True,
+        "as_of": (await stack.get(f"/v1/accounts/{account}/access"))["as_of"],
+    }
+    async with stack.http.stream(
+        "GET", f"/v1/accounts/{account}/access/stream", headers=auth(), timeout=30
+    ) as stream:
+        lines = stream.aiter_lines()
+        first = await _next_access(lines)
+        assert first["has_access"] is True
+        stored = await post_events(stack, [cloud_body(account, "h-1", "10")])
+        assert stored.status_code == 204
+        flipped = await _next_access(lines)
+        assert (flipped["has_access"], flipped["used"], flipped["remaining"]) == (False, "10", "0")
+        # Turning the contract into pay-as-you-go flips it back, with no new usage.
+        changed = await stack.http.put(path, json={**body, "hard_limit": False}, headers=auth())
+        assert changed.status_code == 200 and changed.json()["hard_limit"] is False
+        back = await _next_access(lines)
+        assert (back["has_access"], back["hard_limit"]) == (True, False)
+
+
+async def _next_access(lines: Any) -> dict[str, Any]:
+    async def read() -> dict[str, Any]:
+        event = None
+        async for line in lines:
+            if line.startswith("event: "):
+                event = line[len("event: ") :]
+            elif line.startswith("data: ") and event == "access":
+                return json.loads(line[len("data: ") :])
+        raise AssertionError("the stream ended")
+
+    return await asyncio.wait_for(read(), 30)
+
+
+async def test_portal_tokens_work_on_every_process_and_revoke_everywhere(stack: Stack) -> None:
+    created = await stack.http.post(
+        "/api/v1/portal/tokens",
+        json={"subject": "raw-payg", "allowedMeterSlugs": ["calls"]},
+        headers=auth(),
+    )
+    assert created.status_code == 200, created.text
+    token = created.json()
+    assert token["allowedMeterSlugs"] == ["calls"] and token["expired"] is False
+    secret = token["token"]
+    # A portal token cannot manage tokens, and one limited to calls cannot query credits.
+    assert (await stack.http.get("/api/v1/portal/tokens", headers=auth(secret))).status_code == 403
+    credits = await stack.http.get("/api/v1/portal/meters/credits/query", headers=auth(secret))
+    assert credits.status_code == 403
+    assert (
+        await stack.http.get("/api/v1/portal/meters/calls/query", headers=auth(secret))
+    ).status_code == 200
+    # The billing page needs both meters: this token is not enough for it.
+    assert (await stack.http.get("/v1/whoami", headers=auth(secret))).json()["accounts"] == []
+
+    # Another API process (fresh: it replays the config topic, as after a restart).
+    app = create_app(stack.env.settings())
+    await app.state.services.accounts()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://second.test") as second:
+        query = "/api/v1/portal/meters/calls/query"
+        assert (await second.get(query, headers=auth(secret))).status_code == 200
+        listed = await stack.http.get(
+            "/api/v1/portal/tokens", params={"limit": 100}, headers=auth()
+        )
+        assert token["id"] in [t["id"] for t in listed.json()]
+        assert all("token" not in t for t in listed.json())
+        revoke = await stack.http.post(
+            "/api/v1/portal/tokens/invalidate", json={"subject": "raw-payg"}, headers=auth()
+        )
+        assert revoke.status_code == 204
+        assert (await stack.http.get(query, headers=auth(secret))).status_code == 401
+
+        async def refused_there_too() -> bool:
+            return (await second.get(query, headers=auth(secret))).status_code == 401
+
+        await wait_until(refused_there_too, timeout=10)
+    await app.state.services.close()
