@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import dedup_size, throughput
+from bench.access import run_access
 from bench.latency import plot_freshness, run_latency
 from bench.namespace import RESULTS, ROOT, Namespace
 from bench.query import run_query
@@ -31,6 +32,7 @@ TARGETS = {
     "freshness_p99_ms": 500.0,
     "alert_p99_ms": 1000.0,
     "query_p99_ms": 25.0,
+    "access_p99_ms": 2.0,
 }
 
 
@@ -49,9 +51,13 @@ class Sizes:
     query_clients: int = 50
     api_workers: int = 1
     dedup_ids: int = 300_000
+    access_rate: float = 2000.0
+    access_clients: int = 50
+    access_seconds: int = 20
+    access_accounts: int = 1000
 
 
-QUICK = Sizes(60_000, 500, 10_000, 1000.0, 20, 12.0, 20, 3, 50, 1, 20_000)
+QUICK = Sizes(60_000, 500, 10_000, 1000.0, 20, 12.0, 20, 3, 50, 1, 20_000, 2000.0, 50, 3, 100)
 
 
 def _free_port() -> int:
@@ -73,7 +79,7 @@ def _done(started: float, text: str) -> None:
 def run(sizes: Sizes, skip_quix: bool = False) -> dict[str, Any]:
     """Every phase; returns the result document."""
     results: dict[str, Any] = {"sizes": sizes.__dict__}
-    total = 5
+    total = 6
 
     started = _step(
         1, total, f"batch records: {sizes.batch_events:,} events in records of {sizes.batch_size}"
@@ -140,7 +146,54 @@ def run(sizes: Sizes, skip_quix: bool = False) -> dict[str, Any]:
     started = _step(5, total, "dedup store size")
     results["dedup"] = dedup_size.measure(sizes.dedup_ids)
     _done(started, f"{results['dedup']['memory_bytes_per_id']} bytes per id in memory")
+
+    results["access"] = access_phase(sizes, 6, total)
     return results
+
+
+def access_phase(sizes: Sizes, number: int, total: int) -> dict[str, Any]:
+    """The access check at a fixed rate over random accounts (bench/access.py)."""
+    started = _step(
+        number,
+        total,
+        f"access check: {sizes.access_rate:,.0f} req/s paced, {sizes.access_clients} clients, "
+        f"{sizes.access_accounts:,} accounts",
+    )
+    namespace = Namespace("access")
+    namespace.flush_redis()
+    result = run_access(
+        namespace,
+        sizes.access_rate,
+        sizes.access_clients,
+        sizes.access_seconds,
+        sizes.access_accounts,
+        _free_port(),
+    )
+    access = result["access"]
+    _done(started, f"p99 {access['p99_ms']} ms at {access['requests_per_second']:,} req/s")
+    return result
+
+
+def access_verdicts(result: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """The access phase's rows of the table."""
+    access, billing = result["access"], result["billing_baseline"]
+    clean = access["non_2xx"] == 0 and access["socket_errors"] == 0
+    return [
+        (
+            f"access p50/p99 ms @ {access['requests_per_second']:,}/s, {result['clients']} clients",
+            f"{access['p50_ms']}/{access['p99_ms']}",
+            f"p99 <= {TARGETS['access_p99_ms']}",
+            clean
+            and access["p99_ms"] <= TARGETS["access_p99_ms"]
+            and access["requests_per_second"] >= 0.98 * access["offered_per_second"],
+        ),
+        (
+            "  /billing (same used, framework path)",
+            f"{billing['p50_ms']}/{billing['p99_ms']}",
+            "(baseline)",
+            True,
+        ),
+    ]
 
 
 def _rate(rows: list[dict[str, Any]], subject: str) -> float:
@@ -233,6 +286,8 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
             True,
         ),
     ]
+    if "access" in results:
+        rows += access_verdicts(results["access"])
     return rows
 
 
@@ -262,24 +317,40 @@ def _processor() -> str:
     return platform.processor()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="creditflow bench", description=__doc__)
-    parser.add_argument(
-        "--quick", action="store_true", help="a small smoke run (figures not meaningful)"
-    )
-    parser.add_argument("--skip-quix", action="store_true")
-    parser.add_argument("--plot", default=str(ROOT / "docs" / "freshness.png"))
-    args = parser.parse_args(argv)
-    subprocess.run([str(ROOT / "scripts" / "stack"), "up", "kafka", "redis"], check=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    results = run(QUICK if args.quick else Sizes(), skip_quix=args.skip_quix)
-    results["machine"] = {
+def _machine() -> dict[str, Any]:
+    return {
         "cpus": len(os.sched_getaffinity(0)),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "processor": _processor(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="creditflow bench", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="a small smoke run (figures not meaningful)"
+    )
+    parser.add_argument("--skip-quix", action="store_true")
+    parser.add_argument(
+        "--only", choices=["access"], help="run one phase alone (results in <phase>-latest.json)"
+    )
+    parser.add_argument("--plot", default=str(ROOT / "docs" / "freshness.png"))
+    args = parser.parse_args(argv)
+    subprocess.run([str(ROOT / "scripts" / "stack"), "up", "kafka", "redis"], check=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    sizes = QUICK if args.quick else Sizes()
+    if args.only == "access":
+        alone = {"access": access_phase(sizes, 1, 1), "machine": _machine()}
+        (RESULTS / "access-latest.json").write_text(json.dumps(alone, indent=2))
+        for metric, measured, target, met in access_verdicts(alone["access"]):
+            mark = "" if target.startswith("(") else ("ok" if met else "MISSED")
+            print(f"{metric:<46}{measured:>22}  {target:<14}{mark}")
+        print(f"\nJSON: {RESULTS / 'access-latest.json'}")
+        return 0
+    results = run(sizes, skip_quix=args.skip_quix)
+    results["machine"] = _machine()
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     document = json.dumps(results, indent=2)
     (RESULTS / f"bench-{stamp}.json").write_text(document)

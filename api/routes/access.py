@@ -26,7 +26,7 @@ from api.routes.billing import used_between
 from api.routes.usage import check_account, freshness_fields, read_account
 from api.services import Services, services
 from core.access import Access, decide
-from core.billing import Period, period_at
+from core.billing import Period, Terms, period_at
 from core.buckets import BUCKET_MS
 from core.money import format_micro
 
@@ -63,7 +63,7 @@ async def standing_of(
         raise ApiError(404, "no_contract", f"account {account!r} has no contract")
     now = time.time_ns() // 1_000_000
     instant = now if at_ms is None else at_ms
-    period = period_at(terms, instant)
+    period = _period(terms, instant)
     if period is None:
         raise ApiError(404, "no_period", f"no billing period of {account!r} covers that instant")
     end = period.end_ms if instant >= now else min(period.end_ms, instant - instant % BUCKET_MS)
@@ -71,6 +71,26 @@ async def standing_of(
     used = used_between(view, period.start_ms, end)
     access = decide(used, terms.allotment_micro, contract.hard_limit)
     return Standing(access, period, freshness_fields(view)["as_of"])
+
+
+_periods: dict[str, tuple[Terms, Period]] = {}
+
+
+def _period(terms: Terms, instant_ms: int) -> Period | None:
+    """The period holding the instant; each account's current one is remembered (hot path).
+
+    Remembered with the very terms object it was computed from: a contract change makes new
+    terms, so a stale period is never used.
+    """
+    found = _periods.get(terms.account_id)
+    if found is not None and found[0] is terms and found[1].contains(instant_ms):
+        return found[1]
+    period = period_at(terms, instant_ms)
+    if period is not None and period.contains(time.time_ns() // 1_000_000):
+        if len(_periods) >= 100_000:
+            _periods.clear()
+        _periods[terms.account_id] = (terms, period)
+    return period
 
 
 def access_body(standing: Standing) -> dict[str, Any]:
