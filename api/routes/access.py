@@ -204,5 +204,7 @@ class AccessFastPath:
         try:
             check_account(account, principal)
             return orjson.dumps(access_body(await standing_of(self.services, account)))
-        except ApiError:
+        except Exception:
+            # Errors (and any surprise) are answered by the full stack, which runs the same
+            # code again inside FastAPI's error handling: its 4xx/5xx shape, its logging.
             return None

@@ -662,3 +662,14 @@ async def test_portal_tokens_work_on_every_process_and_revoke_everywhere(stack: 
 
         await wait_until(refused_there_too, timeout=10)
     await app.state.services.close()
+
+
+async def test_access_check_errors_come_from_the_full_stack(stack: Stack) -> None:
+    path = "/v1/accounts/{}/access"
+    assert (await stack.http.get(path.format("raw-payg"))).status_code == 401
+    other = await stack.http.get(path.format("raw-payg"), headers=auth(reader_token("b236")))
+    assert other.status_code == 403 and other.json()["error"]["code"] == "forbidden"
+    missing = await stack.http.get(path.format("no-such-account"), headers=auth())
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "no_contract"
+    invalid = await stack.http.get(path.format("bad%20id"), headers=auth())
+    assert invalid.status_code == 400
