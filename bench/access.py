@@ -178,7 +178,10 @@ def run_access(
         probe = httpx.get(f"{base}/v1/accounts/acct-1/access", headers=headers, timeout=5).json()
         # Warm-up (discarded): every account once through the process's caches.
         _wrk(port, "/access", rate, clients, 5, accounts)
+        # The machine is shared: the 1-minute load average before and after says how much.
+        load_before = os.getloadavg()[0]
         access = _wrk(port, "/access", rate, clients, seconds, accounts)
+        load_after = os.getloadavg()[0]
         billing = _wrk(port, "/billing", rate, clients, seconds, accounts)
     finally:
         api.stop()
@@ -189,6 +192,7 @@ def run_access(
         "clients": clients,
         "seconds": seconds,
         "example": probe,
+        "load_average_before_after": [round(load_before, 2), round(load_after, 2)],
         "access": access,
         "billing_baseline": billing,
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from api.openmeter.cloudevents import quoted
 from core.buckets import is_aligned
+from core.events import ID_PATTERN
 from core.localtime import Window, parse_bound, parse_tz
 
 __all__ = (
@@ -40,6 +42,7 @@ WINDOW_SIZES: Final[dict[str, Window]] = {"HOUR": "hour", "DAY": "day", "MONTH":
 _MAX_FILTER_TEXT: Final = 4096  # a filterGroupBy literal longer than this is not a filter
 _MAX_VALUES: Final = 100  # values per filter and subjects per query, as OpenMeter's own limit
 _CREATED: Final = "2026-01-01T00:00:00Z"  # the meters are built in: they never change
+_ACCOUNT: Final = re.compile(ID_PATTERN)
 
 
 class QueryError(ValueError):
@@ -303,6 +306,9 @@ def _query(
     start_ms, end_ms = _bound("from", start, tz), _bound("to", end, tz)
     if start_ms is not None and end_ms is not None and start_ms >= end_ms:
         raise QueryError("from must be before to (the range is half-open [from, to))")
+    for subject in subjects:
+        if not _ACCOUNT.fullmatch(subject):
+            raise QueryError(f"subject: {quoted(subject)} is not a valid account id")
     unknown = [key for key in group_by if key not in GROUP_KEYS]
     if unknown:
         raise QueryError(

@@ -135,7 +135,10 @@ async def list_subjects(
     meter_or_404(meter)
     readable = readable_accounts(principal)
     found = await accounts_with_usage(svc)
-    return JSON(found if readable is None else [a for a in found if a in set(readable)])
+    if readable is None:
+        return JSON(found)
+    allowed = set(readable)
+    return JSON([account for account in found if account in allowed])
 
 
 @router.get(

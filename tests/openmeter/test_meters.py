@@ -112,6 +112,7 @@ def test_defaults() -> None:
         ('/q?advancedMeterGroupByFilters={"model":{"$eq":"x"}}', "only app_id"),
         ("/q?advancedMeterGroupByFilters=nope", "not valid JSON"),
         ("/q?filterCustomerId=c1", "filter with subject"),
+        ("/q?subject=bad%20id", "not a valid account id"),
     ],
 )
 def test_what_cannot_be_answered_exactly_is_a_clear_400(url: str, fragment: str) -> None:
@@ -126,6 +127,9 @@ def test_long_input_is_bounded_and_not_echoed() -> None:
     assert len(str(info.value)) < 200
     with pytest.raises(QueryError) as info:
         parsed("/q?windowSize=" + "X" * 10_000)
+    assert len(str(info.value)) < 200
+    with pytest.raises(QueryError) as info:
+        parsed("/q?subject=" + "a" * 10_000)
     assert len(str(info.value)) < 200
 
 
