@@ -282,6 +282,7 @@ def queries(client: str, account: str) -> list[dict[str, Any]]:
     return [
         # A token that reads only this account, no subject: its account, summed (subject null).
         {"id": "reader_total", "meter": "credits", **utc_range, "token": reader_token(client)},
+        {"id": "seoul_total", "meter": "calls", **seoul_range, "subject": [account]},
         {
             "id": "hourly_utc",
             "meter": "credits",
