@@ -142,14 +142,24 @@ def _socket_errors(text: str) -> int:
 
 
 def run_access(
-    namespace: Namespace, rate: float, clients: int, seconds: int, accounts: int, port: int
+    namespace: Namespace,
+    rate: float,
+    clients: int,
+    seconds: int,
+    accounts: int,
+    port: int,
+    api_workers: int = 1,
 ) -> dict[str, Any]:
     """Seed, start a worker and an API, then the paced access and billing runs."""
     namespace.extra["CREDITFLOW_CONTRACTS_FILE"] = _contracts(namespace, accounts)
     per_account = 12 * 12 * len(APPS) // 4
     seeded = asyncio.run(_seed(namespace, accounts, per_account))
     worker = Process(creditflow("worker"), namespace, "access-worker")
-    api = Process(creditflow("api", "--port", str(port)), namespace, "access-api")
+    api = Process(
+        creditflow("api", "--port", str(port), "--workers", str(api_workers)),
+        namespace,
+        "access-api",
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -191,6 +201,7 @@ def run_access(
         "events": seeded,
         "clients": clients,
         "seconds": seconds,
+        "api_workers": api_workers,
         "example": probe,
         "load_average_before_after": [round(load_before, 2), round(load_after, 2)],
         "access": access,

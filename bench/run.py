@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ class Sizes:
     access_clients: int = 50
     access_seconds: int = 20
     access_accounts: int = 1000
+    access_api_workers: int = 1
 
 
 QUICK = Sizes(60_000, 500, 10_000, 1000.0, 20, 12.0, 20, 3, 50, 1, 20_000, 2000.0, 50, 3, 100)
@@ -168,6 +169,7 @@ def access_phase(sizes: Sizes, number: int, total: int) -> dict[str, Any]:
         sizes.access_seconds,
         sizes.access_accounts,
         _free_port(),
+        sizes.access_api_workers,
     )
     access = result["access"]
     _done(started, f"p99 {access['p99_ms']} ms at {access['requests_per_second']:,} req/s")
@@ -180,7 +182,8 @@ def access_verdicts(result: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     clean = access["non_2xx"] == 0 and access["socket_errors"] == 0
     return [
         (
-            f"access p50/p99 ms @ {access['requests_per_second']:,}/s, {result['clients']} clients",
+            f"access p50/p99 ms @ {access['requests_per_second']:,}/s, {result['clients']} clients, "
+            f"{result['api_workers']} API",
             f"{access['p50_ms']}/{access['p99_ms']}",
             f"p99 <= {TARGETS['access_p99_ms']}",
             clean
@@ -336,11 +339,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=["access"], help="run one phase alone (results in <phase>-latest.json)"
     )
+    parser.add_argument(
+        "--api-workers", type=int, help="API processes of the access phase (default 1)"
+    )
     parser.add_argument("--plot", default=str(ROOT / "docs" / "freshness.png"))
     args = parser.parse_args(argv)
     subprocess.run([str(ROOT / "scripts" / "stack"), "up", "kafka", "redis"], check=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     sizes = QUICK if args.quick else Sizes()
+    if args.api_workers:
+        sizes = replace(sizes, access_api_workers=args.api_workers)
     if args.only == "access":
         alone = {"access": access_phase(sizes, 1, 1), "machine": _machine()}
         (RESULTS / "access-latest.json").write_text(json.dumps(alone, indent=2))
