@@ -3,6 +3,8 @@
 #   docker run creditflow creditflow worker   -> a stream worker
 # Configuration comes from the environment (config/settings.py): KAFKA_BOOTSTRAP_SERVERS,
 # REDIS_URL, CREDITFLOW_ADMIN_TOKEN, CREDITFLOW_PARTITIONS, ... docker-compose.yml wires the stack.
+# The API binds 0.0.0.0 here, so it refuses to start without CREDITFLOW_ADMIN_TOKEN (the dev
+# default is public and only ever accepted on loopback).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

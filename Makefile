@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# `make up BROKERS=3`: Kafka as a three-node KRaft cluster (scripts/stack, KAFKA_BROKERS).
+STACK := $(if $(BROKERS),KAFKA_BROKERS=$(BROKERS) )scripts/stack
 
 .PHONY: install demo test lint typecheck unit up down status bench clean
 
@@ -18,13 +20,14 @@ demo: install
 	@scripts/demo
 
 test: install lint typecheck
-	@scripts/stack up kafka redis
+	@scripts/stack up kafka redis rcluster
 	@scripts/browser
 	@scripts/openmeter-sdks
 	@$(VENV)/bin/pytest -q
 
+# Every broker-free test: no Kafka, no Redis, no browser (RocksDB runs in a temporary directory).
 unit: install
-	@$(VENV)/bin/pytest -q tests/core tests/models
+	@$(VENV)/bin/pytest -q tests/core tests/models tests/streams tests/view tests/config tests/bench tests/test_docker_compose.py
 
 lint: install
 	@$(VENV)/bin/ruff check .
@@ -34,18 +37,18 @@ typecheck: install
 	@$(VENV)/bin/mypy
 
 up: install
-	@scripts/stack up
+	@$(STACK) up
 
 down:
-	@scripts/stack down
+	@$(STACK) down
 
 status:
-	@scripts/stack status
+	@$(STACK) status
 
 bench: install
 	@$(PY) -m pip install -q -e '.[dev,bench]'
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk
-	@$(VENV)/bin/creditflow bench
+	@$(VENV)/bin/creditflow bench $(BENCH_ARGS)
 
 clean: down
 	rm -rf .local

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 from api.errors import ApiError, install_error_handlers
 from api.fastpath import UsageFastPath
 from api.openmeter.router import router as openmeter_router
-from api.routes import access, admin, billing, dashboard, events, health, usage
+from api.routes import access, admin, billing, dashboard, events, health, stream, usage
 from api.services import Services
 from config.settings import Settings, get_settings
 
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = svc.tokens
     install_error_handlers(app)
     app.include_router(usage.router)
+    app.include_router(stream.router)
     app.include_router(events.router)
     app.include_router(billing.router)
     app.include_router(admin.router)

@@ -7,7 +7,8 @@ and shared; the admin token comes from ``CREDITFLOW_ADMIN_TOKEN``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -18,12 +19,41 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.errors import ApiError
 
-__all__ = ("Principal", "TokenStore", "authenticate", "hash_token")
+__all__ = (
+    "Principal",
+    "TokenStore",
+    "authenticate",
+    "authorization_header",
+    "bearer_token",
+    "hash_token",
+)
+
+# A presented token: visible ASCII, no spaces (RFC 6750's token68 and a little more).
+_TOKEN = re.compile(rb"[!-~]+")
 
 
 def hash_token(token: str) -> str:
     """Hex SHA-256 of a token, the form stored in the token file."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def authorization_header(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The raw ``Authorization`` value of ASGI headers (empty when absent)."""
+    return next((value for name, value in headers if name.lower() == b"authorization"), b"")
+
+
+def bearer_token(header: bytes) -> str | None:
+    r"""The token of an ``Authorization: Bearer <token>`` value, or None if it holds none.
+
+    The one parser of both request paths. It works on bytes: a value that is not ASCII (not
+    even UTF-8, such as ``Bearer \xff\xfe``) or a blank token is no token, so the caller
+    answers 401 rather than failing on a decode.
+    """
+    scheme, _, token = header.strip().partition(b" ")
+    token = token.strip()
+    if scheme.lower() != b"bearer" or not _TOKEN.fullmatch(token):
+        return None
+    return token.decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +98,8 @@ class TokenStore:
     """
 
     def __init__(self, admin_token: str, entries: list[tuple[str, str, list[str]]]) -> None:
+        if bearer_token(b"Bearer " + admin_token.encode()) != admin_token:
+            raise ValueError("the admin token must be non-empty visible ASCII")
         self._by_hash = {hash_token(admin_token): Principal("admin", frozenset({"admin"}))}
         for name, digest, scopes in entries:
             self._by_hash[digest] = Principal(name, frozenset(scopes))
@@ -88,16 +120,20 @@ class TokenStore:
             return self.issued(digest)
         return found
 
+    def principal_of(self, header: bytes) -> Principal | None:
+        """The principal of a raw ``Authorization`` value, if it carries a known token."""
+        token = bearer_token(header)
+        return None if token is None else self.principal(token)
+
 
 async def authenticate(request: Request) -> Principal:
     """FastAPI dependency: the caller's principal, or 401."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    token = bearer_token(authorization_header(request.headers.raw))
     challenge = {"WWW-Authenticate": "Bearer"}
-    if scheme.lower() != "bearer" or not token.strip():
+    if token is None:
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <token>", challenge)
     store: TokenStore = request.app.state.tokens
-    principal = store.principal(token.strip())
+    principal = store.principal(token)
     if principal is None:
         raise ApiError(401, "unauthorized", "unknown or expired token", challenge)
     return principal

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.auth import TokenStore
+from api.auth import TokenStore, authorization_header
 from api.errors import ApiError
 from api.routes.usage import usage_body
 from api.services import Services
@@ -58,12 +58,10 @@ class UsageFastPath:
         account = path[len(_PREFIX) : -len(_SUFFIX)]
         if "/" in account:
             return None
-        token = next((v for k, v in scope["headers"] if k == b"authorization"), b"").decode()
-        scheme, _, secret = token.partition(" ")
-        principal = self.tokens.principal(secret.strip()) if scheme.lower() == "bearer" else None
+        principal = self.tokens.principal_of(authorization_header(scope["headers"]))
         if principal is None:
             return None
-        params = dict(parse_qsl(scope["query_string"].decode(), keep_blank_values=True))
+        params = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
         try:
             return await usage_body(self.services, account, params, principal)
         except ApiError:

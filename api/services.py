@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import Request
@@ -19,6 +19,8 @@ from config.contracts import ContractBook, load_contracts
 from config.settings import Settings
 from streams.accounts import AccountConfig
 from streams.topics import ensure_topics
+from view.connection import Client, connect
+from view.keys import ViewKeys
 from view.reader import ViewReader
 
 
@@ -26,25 +28,73 @@ class AnswerCache:
     """Rendered usage answers (without freshness) by account, view version and query.
 
     Dashboards poll the same question; while the account's buckets have not changed, the
-    answer is the same bytes. Bounded, oldest entries first out.
+    answer is the same bytes. Bounded in bytes (an answer can be megabytes), oldest entries
+    first out; an answer bigger than a quarter of the budget is not kept at all.
     """
 
-    def __init__(self, size: int = 4096) -> None:
-        self._size = size
-        self._entries: dict[tuple[object, ...], bytes] = {}
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._entries: dict[tuple[object, ...], tuple[bytes, int]] = {}
+
+    @property
+    def size_bytes(self) -> int:
+        """What the kept answers (and their keys) take, roughly."""
+        return self._bytes
 
     def get(self, key: tuple[object, ...]) -> bytes | None:
         """A cached answer."""
-        return self._entries.get(key)
+        entry = self._entries.get(key)
+        return None if entry is None else entry[0]
 
     def put(self, key: tuple[object, ...], body: bytes) -> None:
-        """Remember an answer."""
-        if len(self._entries) >= self._size:
-            del self._entries[next(iter(self._entries))]
-        self._entries[key] = body
+        """Remember an answer, dropping the oldest ones to stay within the budget."""
+        size = len(body) + sum(len(str(part)) for part in key) + _ENTRY_OVERHEAD
+        if size > self._max_bytes // 4:
+            return
+        known = self._entries.pop(key, None)
+        if known is not None:
+            self._bytes -= known[1]
+        while self._entries and self._bytes + size > self._max_bytes:
+            self._bytes -= self._entries.pop(next(iter(self._entries)))[1]
+        self._entries[key] = (body, size)
+        self._bytes += size
 
 
-__all__ = ("Services", "services")
+# Per-entry bookkeeping of a cached answer (dict slot, tuples, bytes header), roughly.
+_ENTRY_OVERHEAD = 200
+
+
+class StreamSlots:
+    """Open usage streams, per token and in all, against their limits (one API process)."""
+
+    def __init__(self, per_token: int, total: int) -> None:
+        self.per_token = per_token
+        self.total = total
+        self._open: dict[str, int] = {}
+        self._count = 0
+
+    def acquire(self, token_name: str) -> str | None:
+        """Take a slot; None when granted, else why not (the caller answers 429)."""
+        if self._count >= self.total:
+            return f"this server already serves {self.total} usage streams; retry later"
+        if self._open.get(token_name, 0) >= self.per_token:
+            return f"this token already has {self.per_token} open usage streams"
+        self._open[token_name] = self._open.get(token_name, 0) + 1
+        self._count += 1
+        return None
+
+    def release(self, token_name: str) -> None:
+        """Give a slot back."""
+        left = self._open.get(token_name, 0) - 1
+        if left > 0:
+            self._open[token_name] = left
+        else:
+            self._open.pop(token_name, None)
+        self._count -= 1
+
+
+__all__ = ("AnswerCache", "Services", "StreamSlots", "services")
 
 logger = logging.getLogger(__name__)
 
@@ -54,29 +104,46 @@ class Services:
     """Shared clients of one API process."""
 
     settings: Settings
-    redis: aioredis.Redis
+    redis: Client
     reader: ViewReader
     contracts: ContractBook
     tokens: TokenStore
+    answers: AnswerCache
+    streams: StreamSlots
     _producer: AIOKafkaProducer | None = None
     _producer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _accounts: AccountConfig | None = None
     _accounts_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    answers: AnswerCache = field(default_factory=AnswerCache)
     portal: PortalTokens = field(default_factory=PortalTokens)
+    # Large answers are computed here, off the event loop; two threads, so a burst of them
+    # cannot take every core from the other requests.
+    compute: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="answers")
+    )
+    stream_versions: dict[str, tuple[float, asyncio.Future[tuple[bytes, int]]]] = field(
+        default_factory=dict
+    )
+    """The latest view version read per streamed account, shared by its streams."""
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
-        """Connections are opened lazily; nothing here blocks on Kafka or Redis."""
-        client = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=5, socket_connect_timeout=2
-        )
+        """Connections are opened lazily; nothing here blocks on Kafka or Redis.
+
+        Raises :class:`config.settings.AdminTokenError` when the admin token configuration is
+        unsafe for ``settings.api_host``: the API refuses to start.
+        """
+        client = connect(settings.redis_url, settings.redis_cluster_nodes)
+        keys = ViewKeys(settings.view_prefix)
         created = cls(
             settings=settings,
             redis=client,
-            reader=ViewReader(client, settings.partitions),
+            reader=ViewReader(client, keys, settings.partitions, settings.view_cache_bytes),
             contracts=load_contracts(settings.contracts_file),
-            tokens=TokenStore.load(settings.effective_admin_token, settings.tokens_file),
+            answers=AnswerCache(settings.answer_cache_bytes),
+            streams=StreamSlots(settings.sse_streams_per_token, settings.sse_streams_total),
+            tokens=TokenStore.load(
+                settings.admin_token_for(settings.api_host), settings.tokens_file
+            ),
         )
         created.tokens.issued = created.portal.principal
         return created
@@ -110,8 +177,13 @@ class Services:
                     await accounts.start()
                 except (KafkaError, OSError) as error:
                     await accounts.stop()
+                    # The cause names internal addresses: it goes to the log, not to clients.
+                    logger.warning("contracts cannot be read from Kafka: %s", error)
                     raise ApiError(
-                        503, "kafka_unavailable", f"contracts cannot be read: {error}"
+                        503,
+                        "kafka_unavailable",
+                        "Kafka is unreachable: contracts cannot be read; retry shortly",
+                        {"Retry-After": "2"},
                     ) from None
                 self._accounts = accounts
             return self._accounts
@@ -130,6 +202,7 @@ class Services:
         if self._producer is not None:
             await self._producer.stop()
         await self.redis.aclose()
+        self.compute.shutdown(wait=False, cancel_futures=True)
 
 
 async def services(request: Request) -> Services:

@@ -55,7 +55,10 @@ async def _seed(namespace: Namespace, accounts: int, per_account: int) -> int:
     settings = namespace.settings()
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks=1, linger_ms=20
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
     )
     await producer.start()
     rng = random.Random(11)

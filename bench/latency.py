@@ -21,12 +21,13 @@ import httpx
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from bench.load import steady
-from bench.namespace import RESULTS, Namespace, Process, creditflow
+from bench.load import ready_topics, steady
+from bench.namespace import RESULTS, Namespace, Process, creditflow, free_port
 from streams.accounts import publish_config, webhooks_key
-from streams.topics import ensure_topics
 
 TOKEN = "bench-admin-token"
+WARMUP_S = 3.0
+"""Seconds of load before the first probe."""
 
 
 @dataclass
@@ -97,8 +98,9 @@ async def run_latency(
     """Run the load with both kinds of probes; return summaries and the freshness series."""
     alerting = [f"alert-{i:03d}" for i in range(alert_accounts)]
     namespace.extra["CREDITFLOW_CONTRACTS_FILE"] = _contracts(alerting)
+    namespace.extra["CREDITFLOW_WEBHOOK_ALLOWED_NETWORKS"] = "127.0.0.0/8"  # the local receiver
     settings = namespace.settings()
-    await ensure_topics(settings)
+    await ready_topics(settings)
     receiver = _Receiver()
     await receiver.start(port)
     hooks = {
@@ -107,27 +109,33 @@ async def run_latency(
     await publish_config(
         settings, [(webhooks_key(a), json.dumps(hooks).encode()) for a in alerting]
     )
-    api_port = port + 1
+    api_port = free_port()  # never port + 1: another process may hold it (the API then dies)
     worker = Process(creditflow("worker"), namespace, "latency-worker")
     api = Process(creditflow("api", "--port", str(api_port)), namespace, "latency-api")
     freshness, alerts = Samples(), Samples()
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as client:
-            await _wait_ready(client)
+            await _wait_ready(client, [worker, api])
             producer = AIOKafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=0
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=0,
             )
             await producer.start()
-            started = time.monotonic()
             load = asyncio.ensure_future(steady(settings, rate, batch, seconds))
+            # Probes are timed once the load has run a while: the worker's first fetches
+            # (connections, caches, the first commit) are a start-up cost, not freshness.
+            await asyncio.sleep(WARMUP_S)
+            started, window = time.monotonic(), seconds - WARMUP_S
             probes = asyncio.ensure_future(
                 _freshness_probes(
-                    client, producer, settings.calls_topic, seconds, started, freshness
+                    client, producer, settings.calls_topic, window, started, freshness
                 )
             )
             crossings = asyncio.ensure_future(
                 _alert_probes(
-                    producer, settings.calls_topic, alerting, seconds, started, receiver, alerts
+                    producer, settings.calls_topic, alerting, window, started, receiver, alerts
                 )
             )
             sent = await load
@@ -144,23 +152,34 @@ async def run_latency(
         "offered_events_per_second": rate,
         "load_events": sent,
         "batch": batch,
+        "warmup_seconds": WARMUP_S,
         "freshness": freshness.summary(),
         "freshness_series": list(zip(freshness.at, freshness.values, strict=True)),
         "alert_latency": alerts.summary(),
+        "alert_series": list(zip(alerts.at, alerts.values, strict=True)),
         "worker_peak_rss_bytes": peak_rss,
     }
 
 
-async def _wait_ready(client: httpx.AsyncClient) -> None:
+async def _wait_ready(client: httpx.AsyncClient, processes: list[Process]) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
+        for process in processes:
+            if process.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{process.log.name} exited with {process.proc.returncode}: "
+                    f"{process.last_line()}"
+                )
         try:
             if (await client.get("/healthz")).json().get("status") == "ok":
                 return
         except (httpx.HTTPError, ValueError):
             pass
         await asyncio.sleep(0.2)
-    raise RuntimeError("the worker or API did not become ready")
+    raise RuntimeError(
+        "the worker or API did not become ready in 90 s: "
+        + "; ".join(f"{p.log.name}: {p.last_line()}" for p in processes)
+    )
 
 
 def _event(event_id: str, account: str, credits: str) -> bytes:

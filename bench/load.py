@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 
 from config.settings import Settings
 from streams.topics import ensure_topics
@@ -53,12 +53,44 @@ def records(
         yield account.encode(), value
 
 
-async def preload(settings: Settings, count: int, batch: int, accounts: int = 50) -> float:
-    """Produce ``count`` events into the input topic; return the seconds it took."""
+async def ready_topics(settings: Settings, within_s: float = 60) -> None:
+    """Create the topics, then wait until every partition of the input and state topics has a
+    leader (a broker just asked to create topics answers NotLeaderForPartition for a while)."""
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
+    )
+    await producer.start()
+    try:
+        deadline = time.monotonic() + within_s
+        topics = (settings.calls_topic, settings.state_topic)
+        for topic in topics:
+            await producer.client.add_topic(topic)
+        cluster = producer.client.cluster
+        while True:
+            leaders = [
+                ((topic, partition), cluster.leader_for_partition(TopicPartition(topic, partition)))
+                for topic in topics
+                for partition in range(settings.partitions)
+            ]
+            missing = [tp for tp, leader in leaders if leader is None or leader < 0]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no leader for {len(missing)} partitions, e.g. {missing[0]}")
+            await producer.client.force_metadata_update()
+            await asyncio.sleep(0.2)
+    finally:
+        await producer.stop()
+
+
+async def preload(settings: Settings, count: int, batch: int, accounts: int = 50) -> float:
+    """Produce ``count`` events into the input topic; return the seconds it took."""
+    await ready_topics(settings)
+    producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks=1,
+        acks="all",
+        enable_idempotence=True,
         linger_ms=20,
         max_batch_size=1024 * 1024,
         max_request_size=8 * 1024 * 1024,
@@ -83,7 +115,10 @@ async def steady(
 ) -> int:
     """Produce about ``rate`` events per second for ``seconds``; return events sent."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=2
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
     )
     await producer.start()
     rng = random.Random(11)

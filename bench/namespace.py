@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 import uuid
@@ -26,6 +27,8 @@ class Namespace:
     partitions: int = 8
     extra: dict[str, str] = field(default_factory=dict)
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    attempt: int = 0
+    """A retried subject reads the same input topic into fresh groups and output topics."""
 
     @property
     def prefix(self) -> str:
@@ -34,19 +37,20 @@ class Namespace:
     @property
     def env(self) -> dict[str, str]:
         prefix = self.prefix
+        out = prefix if not self.attempt else f"{prefix}retry{self.attempt}."
         return {
             "KAFKA_BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
             "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
             + f"/{self.redis_db}",
-            "CREDITFLOW_GROUP_ID": prefix + "workers",
+            "CREDITFLOW_GROUP_ID": out + "workers",
             "CREDITFLOW_PARTITIONS": str(self.partitions),
             "CREDITFLOW_CALLS_TOPIC": prefix + "calls",
-            "CREDITFLOW_DLQ_TOPIC": prefix + "dlq",
-            "CREDITFLOW_BUCKETS_TOPIC": prefix + "buckets",
-            "CREDITFLOW_ALERTS_TOPIC": prefix + "alerts",
-            "CREDITFLOW_STATE_TOPIC": prefix + "state",
-            "CREDITFLOW_CONFIG_TOPIC": prefix + "config",
-            "CREDITFLOW_DELIVERIES_TOPIC": prefix + "deliveries",
+            "CREDITFLOW_DLQ_TOPIC": out + "dlq",
+            "CREDITFLOW_BUCKETS_TOPIC": out + "buckets",
+            "CREDITFLOW_ALERTS_TOPIC": out + "alerts",
+            "CREDITFLOW_STATE_TOPIC": out + "state",
+            "CREDITFLOW_CONFIG_TOPIC": out + "config",
+            "CREDITFLOW_DELIVERIES_TOPIC": out + "deliveries",
             "CREDITFLOW_ADMIN_TOKEN": "bench-admin-token",
             "CREDITFLOW_LOG_LEVEL": "warning",
             **self.extra,
@@ -60,6 +64,12 @@ class Namespace:
         finally:
             os.environ.clear()
             os.environ.update(saved)
+
+    def retry(self) -> Namespace:
+        """The same input topic, with fresh groups and output topics, for another try."""
+        return Namespace(
+            self.label, self.redis_db, self.partitions, dict(self.extra), self.tag, self.attempt + 1
+        )
 
     def flush_redis(self) -> None:
         redis.Redis.from_url(self.env["REDIS_URL"]).flushdb()
@@ -92,6 +102,11 @@ class Process:
                 return int(line.split()[1]) * 1024
         return 0
 
+    def last_line(self) -> str:
+        """The last line the process logged (cut), to say why it failed."""
+        lines = [line for line in self.log.read_text(errors="replace").splitlines() if line]
+        return lines[-1][:200] if lines else f"nothing logged; see {self.log}"
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -100,6 +115,14 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def creditflow(*args: str) -> list[str]:

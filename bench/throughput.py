@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +24,11 @@ class Run:
     events: int
     seconds: float
     peak_rss_bytes: int = 0
+    failed: str | None = None
+    """Why the subject has no figure (every attempt failed)."""
+    attempts: int = 1
+    load_average: float = 0.0
+    """The 1-minute load average when the subject finished (the machine is shared)."""
 
     @property
     def rate(self) -> float:
@@ -34,7 +41,33 @@ class Run:
             "seconds": round(self.seconds, 3),
             "events_per_second": round(self.rate),
             "peak_rss_bytes": self.peak_rss_bytes,
+            "failed": self.failed,
+            "attempts": self.attempts,
+            "load_average": self.load_average,
         }
+
+
+def attempt(
+    subject: str, namespace: Namespace, measure: Callable[[Namespace], Run], tries: int = 2
+) -> Run:
+    """Measure a subject, retried on a fresh group and outputs if it fails; never raises.
+
+    A failed subject becomes a row with its reason, so one broker hiccup costs one figure,
+    not the whole run.
+    """
+    reason = ""
+    for number in range(1, tries + 1):
+        try:
+            run = measure(namespace)
+        except Exception as error:  # any failure is reported, none ends the benchmark
+            reason = f"{type(error).__name__}: {error}"[:300]
+            print(f"      {subject}: attempt {number} failed: {reason}", flush=True)
+            namespace = namespace.retry()
+            continue
+        run.attempts = number
+        run.load_average = round(os.getloadavg()[0], 2)
+        return run
+    return Run(subject, 0, 0.0, failed=reason, attempts=tries, load_average=os.getloadavg()[0])
 
 
 def prepare(label: str, events: int, batch: int) -> Namespace:
@@ -47,6 +80,7 @@ def prepare(label: str, events: int, batch: int) -> Namespace:
 
 def creditflow_worker(namespace: Namespace, events: int, timeout: float = 600) -> Run:
     """Start a worker on the preloaded topic; time from its first applied batch to the last."""
+    namespace.flush_redis()  # a retry must not count the failed attempt's events
     client = redis.Redis.from_url(namespace.env["REDIS_URL"])
     worker = Process(creditflow("worker"), namespace, "worker")
     first: tuple[float, int] | None = None
@@ -54,6 +88,11 @@ def creditflow_worker(namespace: Namespace, events: int, timeout: float = 600) -
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
+            if worker.proc.poll() is not None:
+                raise RuntimeError(
+                    f"worker exited with {worker.proc.returncode} ({last[1]} of {events} events):"
+                    f" {worker.last_line()}"
+                )
             accepted = int(client.hget("cf:metrics", "events_accepted") or 0)
             now = time.monotonic()
             if accepted and first is None:
@@ -92,6 +131,7 @@ def faust_noop(namespace: Namespace, records: int, events_per_record: int) -> Ru
     namespace.extra.update(
         {
             "BENCH_TOPIC": namespace.settings().calls_topic,
+            "BENCH_GROUP": namespace.env["CREDITFLOW_GROUP_ID"] + ".faust-noop",
             "BENCH_RECORDS": str(records),
             "BENCH_RESULT": str(out),
         }
@@ -114,7 +154,11 @@ def quix(namespace: Namespace, events: int) -> Run:
     out.unlink(missing_ok=True)
     process = Process(
         python_module(
-            "bench.baselines.quix_agg", namespace.settings().calls_topic, str(events), str(out)
+            "bench.baselines.quix_agg",
+            namespace.settings().calls_topic,
+            str(events),
+            str(out),
+            namespace.env["CREDITFLOW_GROUP_ID"] + ".quix",
         ),
         namespace,
         "quix",
@@ -132,7 +176,10 @@ def _subprocess_result(
     args: list[str], namespace: Namespace, name: str, stdout: bool
 ) -> dict[str, Any]:
     process = Process(args, namespace, name)
-    process.proc.wait(600)
+    try:
+        process.proc.wait(600)
+    finally:
+        process.stop()
     lines = [line for line in process.log.read_text().splitlines() if line.startswith("{")]
     if not lines:
         raise RuntimeError(f"{name} baseline produced no result; see {process.log}")

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from config.settings import DEV_ADMIN_TOKEN, get_settings
+from config.settings import DEV_ADMIN_TOKEN, AdminTokenError, get_settings
 
 __all__ = ("main",)
 
@@ -31,7 +31,17 @@ def _worker(_: argparse.Namespace) -> int:
 def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
+    host = args.host or get_settings().api_host
+    # The app factory (in this process or uvicorn's workers) reads the bind host from the
+    # environment, so it checks the admin token against the address actually served.
+    os.environ["CREDITFLOW_API_HOST"] = host
+    get_settings.cache_clear()
     settings = get_settings()
+    try:
+        settings.admin_token_for(host)
+    except AdminTokenError as error:
+        print(f"creditflow api: refusing to start: {error}", file=sys.stderr)
+        return 2
     if settings.admin_token is None:
         print(
             f"creditflow api: CREDITFLOW_ADMIN_TOKEN is unset; dev admin token: {DEV_ADMIN_TOKEN}"
@@ -39,7 +49,7 @@ def _api(args: argparse.Namespace) -> int:
     uvicorn.run(
         "api.app:create_app",
         factory=True,
-        host=args.host or settings.api_host,
+        host=host,
         port=args.port or settings.api_port,
         workers=args.workers,
         log_level=os.environ.get("CREDITFLOW_LOG_LEVEL", "warning").lower(),

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -24,11 +25,13 @@ from pydantic import (
 
 from core.billing import Explicit, Monthly, Terms
 from core.events import ID_PATTERN
-from core.localtime import parse_tz
+from core.localtime import FIRST_YEAR, LAST_YEAR, parse_tz
 from core.money import CreditsError, micro_from_decimal
 
 __all__ = (
     "CURRENCY_MINOR_UNITS",
+    "MAX_RATE",
+    "MAX_RATE_FRACTION_DIGITS",
     "Contract",
     "ContractBook",
     "ExplicitPeriod",
@@ -47,6 +50,19 @@ CURRENCY_MINOR_UNITS: dict[str, int] = {
 
 AccountId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
+# Bounds of a pay-as-you-go rate (price of one credit): far above any real price and any real
+# precision, and small enough that overage arithmetic never leaves core.billing's precision.
+MAX_RATE = Decimal(1_000_000_000)
+MAX_RATE_FRACTION_DIGITS = 20
+
+
+def _fraction_digits(value: Decimal) -> int:
+    """Significant fractional digits of a finite Decimal, exactly (no context rounding)."""
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(exponent + trailing_zeros)) if any(digits) else 0
+
 
 class Plan(BaseModel):
     """A plan and the largest allotment a contract on it may have."""
@@ -57,13 +73,24 @@ class Plan(BaseModel):
     upgrade_url: str = "mailto:sales@creditflow.dev"
 
 
+def _supported(day: date) -> date:
+    # Local calendars are exact only from 1980 (core.localtime); a period before that could
+    # not be billed.
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise ValueError(f"period dates must be in the years {FIRST_YEAR} to {LAST_YEAR}")
+    return day
+
+
+SupportedDate = Annotated[date, AfterValidator(_supported)]
+
+
 class MonthlyPeriod(BaseModel):
     """Monthly periods starting on the anchor's day of month (clamped to short months)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["monthly"] = "monthly"
-    anchor: date
+    anchor: SupportedDate
 
 
 class ExplicitPeriod(BaseModel):
@@ -72,8 +99,8 @@ class ExplicitPeriod(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["explicit"] = "explicit"
-    start: date
-    end: date
+    start: SupportedDate
+    end: SupportedDate
 
     @model_validator(mode="after")
     def _ordered(self) -> ExplicitPeriod:
@@ -110,6 +137,19 @@ class Contract(BaseModel):
             micro_from_decimal(value)
         except CreditsError as error:
             raise ValueError(str(error).replace("credits", "allotment")) from None
+        return value
+
+    @field_validator("payg_rate")
+    @classmethod
+    def _bounded_rate(cls, value: Decimal) -> Decimal:
+        # A rate such as 1e308 (or 1e999999 from YAML) would make every overage amount fail
+        # to round, so /billing would answer 500: refuse it here, whatever the source.
+        if value > MAX_RATE:
+            raise ValueError(f"payg_rate must be at most {MAX_RATE}")
+        if _fraction_digits(value) > MAX_RATE_FRACTION_DIGITS:
+            raise ValueError(
+                f"payg_rate has more than {MAX_RATE_FRACTION_DIGITS} fractional digits"
+            )
         return value
 
     @field_validator("time_zone")
@@ -185,9 +225,24 @@ def to_terms(account_id: str, contract: Contract) -> Terms:
     )
 
 
+class _ExactLoader(yaml.SafeLoader):
+    """YAML with floats read as exact Decimals from their text (``0.1`` is not a binary 0.1)."""
+
+
+def _exact_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal | float:
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    try:
+        return Decimal(text)
+    except ArithmeticError:  # .inf, .nan: left as floats for validation to refuse
+        return loader.construct_yaml_float(node)
+
+
+_ExactLoader.add_constructor("tag:yaml.org,2002:float", _exact_float)
+
+
 def load_contracts(path: Path) -> ContractBook:
     """Read and validate a contracts file; a missing file means no contracts."""
     if not path.exists():
         return ContractBook()
-    data = yaml.safe_load(path.read_text()) or {}
+    data = yaml.load(path.read_text(), Loader=_ExactLoader) or {}  # noqa: S506 (a SafeLoader)
     return ContractBook.model_validate(data)

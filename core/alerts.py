@@ -8,7 +8,7 @@ and a late event that pushes a past period over a threshold fires for that perio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.billing import Period, Terms, crossed
 from core.buckets import iso_utc
@@ -16,8 +16,13 @@ from core.money import format_micro
 
 __all__ = ("Alert", "AlertKey", "alert_id", "newly_crossed")
 
-AlertKey = tuple[str, int, int]
-"""``(account_id, period start epoch ms, threshold percent)``."""
+
+class AlertKey(NamedTuple):
+    """One threshold of one account's period: it fires at most once."""
+
+    account_id: str
+    period_start_ms: int
+    threshold: int
 
 
 def alert_id(account_id: str, period: Period, threshold: int) -> str:
@@ -74,7 +79,7 @@ def newly_crossed(
     """
     alerts = []
     for threshold in terms.thresholds:
-        key = (terms.account_id, period.start_ms, threshold)
+        key = AlertKey(terms.account_id, period.start_ms, threshold)
         if key in fired or not crossed(used_micro, terms.allotment_micro, threshold):
             continue
         fired[key] = period.end_ms

@@ -14,6 +14,7 @@ publishes one record, not 40.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Final, NamedTuple
 
 import msgspec
@@ -82,6 +83,7 @@ def slot_of(epoch_ms: int) -> int:
     return epoch_ms % DAY_MS // BUCKET_MS
 
 
+@lru_cache(maxsize=4096)
 def iso_day(day: int) -> str:
     """``YYYY-MM-DD`` of a day number."""
     return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")

@@ -1,50 +1,48 @@
-"""The state of one input partition and the pure function that advances it by a batch.
+"""The state of one input partition and the pure function that advances it by a run of records.
 
-Exactly-once in effect rests on three rules kept here:
+Exactly-once in effect rests on four rules kept here:
 
 * **Fence.** The state knows the last input offset it has applied; a record at or below it is a
   replay (the worker died after persisting state but before committing offsets) and is skipped.
-* **Dedup.** A valid event whose ``(account_id, event_id)`` was seen within the late horizon is
-  a producer retry and changes nothing.
-* **Determinism.** Given the same starting state and records, the result is the same bytes: no
-  wall clock, no randomness. "Now" is the broker's append time of the record (topics use
+* **Dedup.** A valid event whose ``(account_id, event_id)`` was seen on the same UTC day of
+  event time within the late horizon is a producer retry and changes nothing. (A retry resends
+  the event itself, so its day is the same; keying ids by day is what lets a whole day of ids
+  expire at once.)
+* **Versions.** Every day and period total carries the input offset of its last change. An
+  event at an offset its day already covers was counted by a state log that ran ahead of the
+  input commit (a crash in between): it is remembered again but not added again.
+* **Determinism.** Given the same starting state and records, the result is the same: no wall
+  clock, no randomness. "Now" is the broker's append time of the record (topics use
   ``LogAppendTime``), so a replay reaches the same verdicts as the first run.
+
+The state itself (ids, days) lives in a store the core reads through
+:class:`core.state.StateReader`; :meth:`PartitionState.apply` returns what changed and the shell
+persists it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from core.alerts import Alert
+from core.alerts import Alert, AlertKey
 from core.billing import Terms
-from core.buckets import BUCKET_MS, bucket_start, iso_utc
-from core.dedup import SeenIds
+from core.buckets import BUCKET_MS, iso_utc
+from core.days import DAY_MS, DayKey, DayUsage
 from core.events import Event, Reason, Rejection, decode_body
-from core.ledger import PeriodLedger, TermsLookup
+from core.ledger import PeriodKey, PeriodLedger, PeriodTotal, TermsLookup
+from core.state import StateReader
+from core.statecodec import decode_day, id_key, merge_day, version_of
 
 __all__ = (
     "BatchOutcome",
-    "BucketKey",
-    "BucketValue",
     "Limits",
     "PartitionState",
     "SourceRecord",
     "chunked",
     "time_rejection",
 )
-
-BucketKey = tuple[str, str, int]
-"""``(account_id, app_id, bucket start epoch ms)``."""
-
-
-class BucketValue(NamedTuple):
-    """Absolute totals of a bucket and the input offset of its last change (its version)."""
-
-    calls: int
-    micro: int
-    version: int
 
 
 class SourceRecord(NamedTuple):
@@ -69,13 +67,25 @@ class Limits:
 
 @dataclass(slots=True)
 class BatchOutcome:
-    """What applying a batch did, for the shell to publish."""
+    """What applying a run of records (or a seed) changed, for the shell to persist and publish."""
 
     first_offset: int
     last_offset: int
-    changed: dict[BucketKey, BucketValue] = field(default_factory=dict)
-    new_ids: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
-    """Ids remembered by the batch, per account: ``event_id -> bucket start``."""
+    watermark_ms: int = 0
+    days: dict[DayKey, bytes] = field(default_factory=dict)
+    """Absolute values of the days the run changed, encoded (:func:`core.statecodec.encode_day`).
+
+    Encoded, not as :class:`DayUsage` objects: a backfill run changes tens of thousands of
+    dense days, 13 KB each as objects and under 1 KB each encoded.
+    """
+    new_ids: dict[int, list[bytes]] = field(default_factory=dict)
+    """Id keys remembered by the run, by day."""
+    expired_before_day: int | None = None
+    """Days before this one fell past the horizon: drop them whole."""
+    totals: dict[PeriodKey, PeriodTotal] = field(default_factory=dict)
+    fired: dict[AlertKey, int] = field(default_factory=dict)
+    expired_totals: list[PeriodKey] = field(default_factory=list)
+    expired_fired: list[AlertKey] = field(default_factory=list)
     rejected: list[tuple[SourceRecord, Rejection]] = field(default_factory=list)
     rerouted: dict[int, list[tuple[SourceRecord, Event]]] = field(default_factory=dict)
     records: int = 0
@@ -83,181 +93,292 @@ class BatchOutcome:
     duplicates: int = 0
     replayed: int = 0
     alerts: list[Alert] = field(default_factory=list)
-    period_totals: list[tuple[str, int, int, int]] = field(default_factory=list)
-    fired: list[tuple[str, int, int, int]] = field(default_factory=list)
+
+    def decoded_days(self) -> dict[DayKey, DayUsage]:
+        """:attr:`days` decoded (for readers that want every value as objects)."""
+        return {key: decode_day(value) for key, value in self.days.items()}
 
     @property
     def applied_anything(self) -> bool:
-        """Whether the batch moved the state's offset (it may still have changed no bucket)."""
-        return self.last_offset != self.first_offset
+        """Whether the outcome changes the state (its fence, a day, a total)."""
+        return self.last_offset != self.first_offset or bool(self.totals)
+
+
+class _Cell:
+    """A day during one run: its stored value (encoded) and what the run added, slot by slot."""
+
+    __slots__ = ("added", "counted", "stored", "version")
+
+    def __init__(self, stored: bytes | None) -> None:
+        self.stored = stored
+        self.counted = -1 if stored is None else version_of(stored)
+        """Records up to this offset are already in the stored value."""
+        self.version = self.counted
+        self.added: dict[int, list[int]] = {}
+
+    def final(self) -> bytes:
+        return merge_day(self.stored, self.version, self.added)
+
+
+_SLICE = 4096
+"""Events judged per batched store lookup: big enough to amortise a call, small in memory."""
 
 
 class PartitionState:
-    """Buckets, remembered ids and the fence offset of one input partition."""
+    """The fence, watermark, first live day and period ledger of one input partition."""
 
-    def __init__(self, partition: int, limits: Limits) -> None:
+    def __init__(
+        self,
+        partition: int,
+        limits: Limits,
+        applied: int = -1,
+        watermark_ms: int = 0,
+        first_day: int = 0,
+        ledger: PeriodLedger | None = None,
+    ) -> None:
         self.partition = partition
         self.limits = limits
-        self.applied = -1
-        self.watermark_ms = 0
-        self.buckets: dict[BucketKey, list[int]] = {}
-        self.seen = SeenIds()
-        self.ledger = PeriodLedger()
+        self.applied = applied
+        self.watermark_ms = watermark_ms
+        self.first_day = first_day
+        """Days before this one are gone from the store (they fell past the horizon)."""
+        self.ledger = ledger or PeriodLedger()
         self._routes: dict[str, int] = {}  # account -> partition, memoised per state
 
     @property
     def floor_ms(self) -> int:
-        """Events before this instant are too late; buckets ending by it can no longer change."""
+        """Events before this instant are too late; days ending by it can no longer change."""
         return self.watermark_ms - self.limits.late_horizon_ms
-
-    def bucket_value(self, key: BucketKey) -> BucketValue | None:
-        """Current absolute totals of a bucket kept in memory."""
-        cell = self.buckets.get(key)
-        return None if cell is None else BucketValue(cell[0], cell[1], cell[2])
 
     def apply(
         self,
         records: Sequence[SourceRecord],
+        reader: StateReader,
         partition_for: Callable[[str], int],
         terms_for: TermsLookup | None = None,
     ) -> BatchOutcome:
-        """Apply records of this partition, in offset order, and report what changed.
+        """Apply records of this partition, in offset order, against the stored state.
 
         ``terms_for`` gives an account's contract terms (None: no contract, no alerts).
         """
-        outcome = BatchOutcome(first_offset=self.applied, last_offset=self.applied)
-        # key -> [cell, credits the ledger already knows]. The cells themselves, not just their
-        # keys: a later record of the batch may move the floor and evict a bucket this batch
-        # changed; its final value must still be reported.
-        touched: dict[BucketKey, list[Any]] = {}
+        out = BatchOutcome(self.applied, self.applied)
+        run = _Run(self, reader, out, terms_for)
+        work: list[tuple[SourceRecord, Event]] = []
         for record in records:
             if record.offset <= self.applied:
-                outcome.replayed += 1
+                out.replayed += 1
                 continue
-            self._apply_record(record, partition_for, terms_for, outcome, touched)
+            if record.timestamp_ms > self.watermark_ms:
+                self.watermark_ms = record.timestamp_ms
+                if self.applied < 0 and not self.first_day:
+                    # A new state holds nothing older than its first floor: whatever usage
+                    # lies before it (another state's, long ago) is history to be seeded.
+                    self.first_day = self.floor_ms // DAY_MS
+            self._sort(record, partition_for, out, work)
             self.applied = record.offset
-            outcome.records += 1
-        outcome.last_offset = self.applied
-        self._sync_ledger(touched)
-        for key, (cell, _) in touched.items():
-            outcome.changed[key] = BucketValue(cell[0], cell[1], cell[2])
-        outcome.period_totals, outcome.fired = self.ledger.take_changes()
-        return outcome
+            out.records += 1
+            if len(work) >= _SLICE:
+                run.judge(work)
+                work = []
+        if work:
+            run.judge(work)
+        out.last_offset = self.applied
+        out.watermark_ms = self.watermark_ms
+        out.days = run.finals()
+        self._expire(out)
+        out.totals, out.fired = self.ledger.take_changes()
+        return out
 
-    def _sync_ledger(self, touched: dict[BucketKey, list[Any]]) -> None:
-        """Bring the ledger's per-account index up to date with the batch so far.
-
-        Done per bucket, not per event, which keeps the index off the per-event path; the
-        ledger asks for it before it needs the index mid-batch.
-        """
-        for key, entry in touched.items():
-            credits = entry[0][1]
-            if credits != entry[1]:
-                self.ledger.add_bucket_credits(key[0], key[2], credits - entry[1])
-                entry[1] = credits
-
-    def _apply_record(
+    def _sort(
         self,
         record: SourceRecord,
         partition_for: Callable[[str], int],
-        terms_for: TermsLookup | None,
-        outcome: BatchOutcome,
-        touched: dict[BucketKey, list[Any]],
+        out: BatchOutcome,
+        work: list[tuple[SourceRecord, Event]],
     ) -> None:
-        if record.timestamp_ms > self.watermark_ms:
-            previous_floor = self.floor_ms
-            self.watermark_ms = record.timestamp_ms
-            if self.floor_ms // BUCKET_MS != previous_floor // BUCKET_MS:
-                self._evict()
+        """Decode a record: reject, re-route, or queue each event for judgement."""
         decoded = decode_body(record.value, self.limits.max_record_bytes)
         if isinstance(decoded, Rejection):
-            outcome.rejected.append((record, decoded))
+            out.rejected.append((record, decoded))
             return
         floor = self.floor_ms
         ceiling = self.watermark_ms + self.limits.future_tolerance_ms
-        buckets = self.buckets
         routes = self._routes
-        seen = self.seen
-        added = duplicates = 0
-        # Per-account lookups, redone only when the account changes (a batch record holds one).
-        account: str | None = None
-        target = 0
-        ids: dict[str, int] = {}
-        new_ids: list[tuple[str, int]] = []
-        terms: Terms | None = None
         for item in decoded:
             if isinstance(item, Rejection):
-                outcome.rejected.append((record, item))
+                out.rejected.append((record, item))
                 continue
-            if item.account_id != account:
-                account = item.account_id
-                target = routes.get(account, -1)
-                if target < 0:
-                    target = routes[account] = partition_for(account)
-                ids = seen.ids_of(account)
-                new_ids = outcome.new_ids.setdefault(account, [])
-                terms = terms_for(account) if terms_for else None
+            target = routes.get(item.account_id, -1)
+            if target < 0:
+                target = routes[item.account_id] = partition_for(item.account_id)
             if target != self.partition:
-                outcome.rerouted.setdefault(target, []).append((record, item))
-                continue
-            if not floor <= item.occurred_ms <= ceiling:
-                outcome.rejected.append(
+                out.rerouted.setdefault(target, []).append((record, item))
+            elif floor <= item.occurred_ms <= ceiling:
+                work.append((record, item))
+            else:
+                out.rejected.append(
                     (record, time_rejection(item, floor, ceiling, record.timestamp_ms))
                 )
-                continue
-            start = seen.bucket(item.occurred_ms - item.occurred_ms % BUCKET_MS)
-            if item.event_id in ids:
+
+    def _expire(self, out: BatchOutcome) -> None:
+        """Drop days (and periods) that no future event can reach: they sit below the floor."""
+        first_day = self.floor_ms // DAY_MS
+        if first_day > self.first_day:
+            self.first_day = first_day
+            out.expired_before_day = first_day
+        out.expired_totals, out.expired_fired = self.ledger.expire(first_day * DAY_MS)
+
+    def seed(
+        self, key: PeriodKey, history_micro: int, terms: Terms | None, arrival_ms: int
+    ) -> BatchOutcome:
+        """Add a period's usage from before the state's first day (read from the view)."""
+        out = BatchOutcome(self.applied, self.applied, self.watermark_ms)
+        out.alerts = self.ledger.seed(terms, key, history_micro, arrival_ms)
+        out.totals, out.fired = self.ledger.take_changes()
+        return out
+
+
+class _Run:
+    """The days one :meth:`PartitionState.apply` touches, and its judgement of events."""
+
+    def __init__(
+        self,
+        state: PartitionState,
+        reader: StateReader,
+        out: BatchOutcome,
+        terms_for: TermsLookup | None,
+    ) -> None:
+        self.state = state
+        self.reader = reader
+        self.out = out
+        self.terms_for = terms_for
+        self.cells: dict[tuple[str, str, int], _Cell] = {}
+        self.ids: set[bytes] = set()
+        self._prefixes: dict[int, bytes] = {}
+        self._terms: dict[str, Terms | None] = {}
+        self.opened: set[PeriodKey] = set()
+        """Periods this run opened from the stored days."""
+
+    def judge(self, work: list[tuple[SourceRecord, Event]]) -> None:
+        """Dedup and count queued events, in order, with one batched read of ids and days."""
+        keys = [
+            id_key(event.occurred_ms // DAY_MS, event.account_id, event.event_id)
+            for _, event in work
+        ]
+        self._load_days(work)
+        seen = self.reader.seen(keys)
+        run_ids = self.ids
+        cells = self.cells
+        out = self.out
+        new_ids = out.new_ids
+        accepted = duplicates = 0
+        for (record, event), key, stored in zip(work, keys, seen, strict=True):
+            if stored is not None or key in run_ids:
                 duplicates += 1
                 continue
-            ids[item.event_id] = start
-            added += 1
-            new_ids.append((item.event_id, start))
-            key = (account, item.app_id, start)
-            entry = touched.get(key)
-            if entry is None:
-                cell = buckets.get(key)
-                if cell is None:
-                    cell = buckets[key] = [0, 0, 0]
-                entry = touched[key] = [cell, cell[1]]
-            cell = entry[0]
-            cell[0] += item.calls
-            cell[1] += item.micro
-            cell[2] = record.offset
+            run_ids.add(key)
+            occurred = event.occurred_ms
+            day = occurred // DAY_MS
+            ids = new_ids.get(day)
+            if ids is None:
+                ids = new_ids[day] = []
+            ids.append(key)
+            accepted += 1
+            cell = cells[(event.account_id, event.app_id, day)]
+            in_day = cell.counted >= record.offset
+            if not in_day:
+                slot = occurred % DAY_MS // BUCKET_MS
+                added = cell.added.get(slot)
+                if added is None:
+                    cell.added[slot] = [event.calls, event.micro]
+                else:
+                    added[0] += event.calls
+                    added[1] += event.micro
+                cell.version = record.offset
+            terms = self._terms_of(event.account_id)
             if terms is not None:
-                outcome.alerts += self.ledger.observe(
-                    terms,
-                    item.occurred_ms,
-                    item.micro,
-                    record.timestamp_ms,
-                    item.event_id,
-                    lambda: self._sync_ledger(touched),
-                )
-        seen.count_added(added)
-        outcome.accepted += added
-        outcome.duplicates += duplicates
+                self._count_period(terms, record, event, in_day)
+        out.accepted += accepted
+        out.duplicates += duplicates
 
-    def _evict(self) -> None:
-        """Drop buckets and ids that no future event can reach (they sit below the floor)."""
-        cutoff = bucket_start(self.floor_ms)
-        for key in [key for key in self.buckets if key[2] < cutoff]:
-            del self.buckets[key]
-        self.seen.forget_before(cutoff)
-        self.ledger.evict(cutoff)
+    def _load_days(self, work: list[tuple[SourceRecord, Event]]) -> None:
+        cells = self.cells
+        missing = {
+            cell
+            for _, event in work
+            if (cell := (event.account_id, event.app_id, event.occurred_ms // DAY_MS)) not in cells
+        }
+        if not missing:
+            return
+        wanted = [DayKey(*key) for key in missing]
+        for key, stored in zip(wanted, self.reader.day_values(wanted), strict=True):
+            cells[(key.account_id, key.app_id, key.day)] = _Cell(stored)
 
-    def restore_buckets(self, values: Iterable[tuple[BucketKey, BucketValue]]) -> None:
-        """Overwrite buckets with absolute values read back from the state log."""
-        for key, value in values:
-            previous = self.buckets.get(key)
-            self.buckets[key] = [value.calls, value.micro, value.version]
-            delta = value.micro - (previous[1] if previous else 0)
-            self.ledger.add_bucket_credits(key[0], key[2], delta)
+    def _terms_of(self, account_id: str) -> Terms | None:
+        if self.terms_for is None:
+            return None
+        try:
+            return self._terms[account_id]
+        except KeyError:
+            terms = self._terms[account_id] = self.terms_for(account_id)
+            return terms
+
+    def _count_period(self, terms: Terms, record: SourceRecord, event: Event, in_day: bool) -> None:
+        """Count an accepted event toward its period (``in_day``: its stored day has it)."""
+        ledger = self.state.ledger
+        period = ledger.period(terms, event.occurred_ms)
+        if period is None:
+            return
+        key = PeriodKey(terms.account_id, period.start_ms, period.end_ms)
+        if key in self.opened and in_day:
+            return  # opened by this run from the stored days, which hold this event already
+        if key in ledger.totals:
+            self.out.alerts += ledger.add(
+                terms,
+                period,
+                key,
+                event.micro,
+                record.offset,
+                record.timestamp_ms,
+                event.event_id,
+            )
+            return
+        # First sight of the period: count what the state holds of it, this event included.
+        held_from = max(key.start_ms, self.state.first_day * DAY_MS)
+        total = PeriodTotal(
+            self.reader.account_micro(key.account_id, held_from, key.end_ms)
+            + self._added_micro(key.account_id, held_from, key.end_ms),
+            record.offset,
+            held_from,
+            event.event_id,
+        )
+        self.opened.add(key)
+        self.out.alerts += ledger.open(terms, period, key, total, record.timestamp_ms)
+
+    def _added_micro(self, account_id: str, start_ms: int, end_ms: int) -> int:
+        """Micro-credits this run added to the account's buckets in ``[start_ms, end_ms)``."""
+        total = 0
+        for (account, _, day), cell in self.cells.items():
+            if account != account_id:
+                continue
+            base = day * DAY_MS
+            total += sum(
+                micro
+                for slot, (_, micro) in cell.added.items()
+                if start_ms <= base + slot * BUCKET_MS < end_ms
+            )
+        return total
+
+    def finals(self) -> dict[DayKey, bytes]:
+        """The new absolute value of every day the run changed."""
+        return {DayKey(*key): cell.final() for key, cell in self.cells.items() if cell.added}
 
 
 def chunked(records: Sequence[SourceRecord], max_bytes: int) -> Iterator[list[SourceRecord]]:
     """Consecutive runs of records whose values add up to at most ``max_bytes`` (at least one).
 
-    A batch's state delta grows with its events (about half their size in remembered ids);
-    applying a large backlog in runs keeps every delta well under the topic's record limit.
+    A run's memory (the days it touches, the ids it remembers) grows with its events; bounding
+    runs keeps it flat however large the fetched backlog.
     """
     run: list[SourceRecord] = []
     size = 0

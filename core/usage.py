@@ -1,30 +1,47 @@
-"""Usage queries: validated parameters, and totals and series computed from buckets.
+"""Usage queries: validated parameters, and totals and series computed from day values.
 
-An app's buckets are held as sorted starts with prefix sums, so the total of any aligned range
-is two binary searches and a subtraction, whatever the range's length or time zone.
+The math works on what the serving view keeps per app: the totals of each UTC day, as prefix
+sums per UTC month, and for a day that a window edge falls inside, the prefix sums of that
+day's 15-minute buckets. The usage up to any instant on the bucket grid is then a few lookups
+(months before it, days of its month before it, buckets of its day before it), so a range's
+total or a window of a local-calendar series is a subtraction, in any zone, whatever the
+length: a one-year daily series reads about one value per day and edge, not 35,040 buckets.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from itertools import pairwise
-from typing import Any, Literal, cast, get_args
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from itertools import accumulate, pairwise, repeat
+from operator import add, sub
+from typing import Any, Literal, NamedTuple, Protocol, cast, get_args
 from zoneinfo import ZoneInfo
 
-from core.buckets import is_aligned
-from core.localtime import Window, boundaries, iso_local, parse_bound, parse_tz
+from core.buckets import BUCKET_MS, is_aligned
+from core.days import DAY_MS, Bucket, DayUsage
+from core.localtime import Window, boundaries, iso_local, parse_bound, parse_tz, quoted
 from core.money import format_micro
 
 __all__ = (
     "MAX_SERIES_POINTS",
-    "AppSeries",
+    "SHORTEST_WINDOW_MS",
+    "AppDays",
+    "DaySlots",
+    "Edge",
     "GroupBy",
+    "MonthDays",
     "QueryError",
+    "SlotPrefix",
+    "Totals",
     "UsageQuery",
     "compute_usage",
+    "edge_parts",
+    "month_day",
     "parse_usage_query",
+    "query_edges",
 )
 
 GroupBy = Literal["app", "none"]
@@ -60,8 +77,12 @@ def parse_usage_query(
     window: str | None,
     group_by: str | None,
     default_tz: str,
+    max_points: int = MAX_SERIES_POINTS,
 ) -> UsageQuery:
-    """Check and normalise the query string of ``GET /v1/accounts/{account}/usage``."""
+    """Check and normalise the query string of ``GET /v1/accounts/{account}/usage``.
+
+    ``max_points`` bounds the windows of the series (a live stream allows fewer).
+    """
     try:
         tz = parse_tz(tz_name or default_tz)
     except ValueError as error:
@@ -69,10 +90,10 @@ def parse_usage_query(
     if window is None:
         window = "none"
     if window not in get_args(Window):
-        raise QueryError(f"window must be one of none, hour, day, month; got {window!r}")
+        raise QueryError(f"window must be one of none, hour, day, month; got {quoted(window)}")
     group_by = group_by or "app"
     if group_by not in get_args(GroupBy):
-        raise QueryError(f"group_by must be app or none; got {group_by!r}")
+        raise QueryError(f"group_by must be app or none; got {quoted(group_by)}")
     if not start or not end:
         raise QueryError("from and to are required (RFC 3339 instants or YYYY-MM-DD dates)")
     start_ms = _bound("from", start, tz)
@@ -82,16 +103,14 @@ def parse_usage_query(
     query = UsageQuery(
         account_id, start_ms, end_ms, tz, cast(Window, window), cast(GroupBy, group_by)
     )
-    shortest = _SHORTEST_WINDOW_MS.get(window)
-    if shortest and (end_ms - start_ms) // shortest > MAX_SERIES_POINTS:
-        raise QueryError(
-            f"too many {window} windows; at most {MAX_SERIES_POINTS} points per answer"
-        )
+    shortest = SHORTEST_WINDOW_MS.get(window)
+    if shortest and (end_ms - start_ms) // shortest > max_points:
+        raise QueryError(f"too many {window} windows; at most {max_points} points per answer")
     return query
 
 
 # The shortest a window can be (DST and month lengths), to bound the points of an answer.
-_SHORTEST_WINDOW_MS = {"hour": 3_600_000, "day": 23 * 3_600_000, "month": 28 * 86_400_000}
+SHORTEST_WINDOW_MS = {"hour": 3_600_000, "day": 23 * 3_600_000, "month": 28 * 86_400_000}
 
 
 def _bound(name: str, text: str, tz: ZoneInfo) -> int:
@@ -101,84 +120,327 @@ def _bound(name: str, text: str, tz: ZoneInfo) -> int:
         raise QueryError(f"{name}: {error}") from None
     if not is_aligned(instant):
         raise QueryError(
-            f"{name}: {text!r} must fall on a 15-minute boundary (:00, :15, :30 or :45, no seconds)"
+            f"{name}: {quoted(text)} must fall on a 15-minute boundary "
+            "(:00, :15, :30 or :45, no seconds)"
         )
     return instant
 
 
-@dataclass(frozen=True, slots=True)
-class AppSeries:
-    """One app's buckets: sorted starts and prefix sums of calls and micro-credits."""
+# ------------------------------------------------------------------ the math
 
-    starts: list[int]
-    cum_calls: list[int]
-    cum_micro: list[int]
+Totals = tuple[int, int, int]
+"""``(buckets, calls, micro)``: non-empty buckets, calls and micro-credits of a span."""
+
+_ZERO: Totals = (0, 0, 0)
+_ORDINAL_1970 = date(1970, 1, 1).toordinal()
+
+
+class Edge(NamedTuple):
+    """An instant on the bucket grid, split the way the view stores usage."""
+
+    month: int
+    """UTC month index: ``year * 12 + month - 1``."""
+    day_of_month: int
+    """1 to 31."""
+    day: int
+    """UTC day number (days since 1970-01-01)."""
+    slot: int
+    """15-minute slot within the day (0-95)."""
+
+
+@lru_cache(maxsize=1 << 16)
+def month_day(day: int) -> tuple[int, int]:
+    """``(month index, day of month)`` of a UTC day number."""
+    moment = date.fromordinal(day + _ORDINAL_1970)
+    return moment.year * 12 + moment.month - 1, moment.day
+
+
+def edge_parts(edges_ms: Sequence[int]) -> list[Edge]:
+    """Split instants (epoch ms on the bucket grid) into month, day and slot."""
+    parts = []
+    for edge in edges_ms:
+        day = edge // DAY_MS
+        month, day_of_month = month_day(day)
+        parts.append(Edge(month, day_of_month, day, edge % DAY_MS // BUCKET_MS))
+    return parts
+
+
+class _MonthEdges(NamedTuple):
+    """The edges of one UTC month, as the math walks them."""
+
+    month: int
+    before: list[int]
+    """Per edge, the days of the month before it."""
+    inside: list[tuple[int, int]]
+    """Per edge, ``(day, slot)``: where in its day it falls (slot 0 at midnight)."""
+
+
+def _by_month(edges: Sequence[Edge]) -> list[_MonthEdges]:
+    """Edges grouped by month."""
+    groups: list[_MonthEdges] = []
+    for month, day_of_month, day, slot in edges:
+        if not groups or groups[-1].month != month:
+            groups.append(_MonthEdges(month, [], []))
+        groups[-1].before.append(day_of_month - 1)
+        groups[-1].inside.append((day, slot))
+    return groups
+
+
+class DaySlots(Protocol):
+    """The buckets of one UTC day, as prefix sums."""
+
+    def before(self, slot: int) -> Totals:
+        """Totals of the day's buckets in slots ``0 .. slot - 1``."""
+        ...
+
+
+class SlotPrefix:
+    """:class:`DaySlots` built from a day's buckets."""
+
+    __slots__ = ("_cum", "_slots")
+
+    def __init__(self, slots: Mapping[int, Bucket]) -> None:
+        self._slots = sorted(slots)
+        cum = [_ZERO]
+        for slot in self._slots:
+            buckets, calls, micro = cum[-1]
+            bucket = slots[slot]
+            cum.append((buckets + 1, calls + bucket.calls, micro + bucket.micro))
+        self._cum = cum
+
+    def before(self, slot: int) -> Totals:
+        """Totals of the day's buckets in slots ``0 .. slot - 1``."""
+        return self._cum[bisect_left(self._slots, slot)]
+
+
+@dataclass(frozen=True, slots=True)
+class MonthDays:
+    """An app's day totals in one UTC month, as prefix sums: index ``i`` covers days 1 to ``i``.
+
+    Each sequence has 32 elements; the last is the month's total.
+    """
+
+    buckets: Sequence[int]
+    calls: Sequence[int]
+    micro: Sequence[int]
 
     @classmethod
-    def from_buckets(cls, buckets: Iterable[tuple[int, int, int]]) -> AppSeries:
-        """Build from ``(bucket start ms, calls, micro)`` triples in any order."""
-        starts: list[int] = []
-        cum_calls = [0]
-        cum_micro = [0]
-        for start, calls, micro in sorted(buckets):
-            starts.append(start)
-            cum_calls.append(cum_calls[-1] + calls)
-            cum_micro.append(cum_micro[-1] + micro)
-        return cls(starts, cum_calls, cum_micro)
-
-    def between(self, start_ms: int, end_ms: int) -> tuple[int, int, int]:
-        """``(buckets, calls, micro)`` over ``[start_ms, end_ms)`` (both on the bucket grid)."""
-        lo = bisect_left(self.starts, start_ms)
-        hi = bisect_left(self.starts, end_ms)
-        return (
-            hi - lo,
-            self.cum_calls[hi] - self.cum_calls[lo],
-            self.cum_micro[hi] - self.cum_micro[lo],
+    def from_totals(cls, totals: Mapping[int, Totals]) -> MonthDays:
+        """Build from ``day of month -> totals`` (days without usage may be left out)."""
+        days = [totals.get(day, _ZERO) for day in range(1, 32)]
+        return cls(
+            list(accumulate((day[0] for day in days), initial=0)),
+            list(accumulate((day[1] for day in days), initial=0)),
+            list(accumulate((day[2] for day in days), initial=0)),
         )
 
 
-def _totals(calls: int, micro: int) -> dict[str, Any]:
-    return {"calls": calls, "credits": format_micro(micro)}
+class _DaysBefore(Mapping[tuple[int, int], Totals]):
+    """``(day, slot)`` -> the usage of the day before the slot, from whole days' prefixes."""
+
+    __slots__ = ("_days",)
+
+    def __init__(self, days: Mapping[int, DaySlots]) -> None:
+        self._days = days
+
+    def __getitem__(self, key: tuple[int, int]) -> Totals:
+        day, slot = key
+        return self._days[day].before(slot)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        raise TypeError("the usage before any slot of any day: not enumerable")
+
+    def __len__(self) -> int:
+        raise TypeError("the usage before any slot of any day: not enumerable")
 
 
-def _per_app(
-    apps: Mapping[str, AppSeries], start_ms: int, end_ms: int
-) -> tuple[int, int, list[dict[str, Any]]]:
-    calls_sum = micro_sum = 0
-    rows = []
-    for app_id in sorted(apps):
-        count, calls, micro = apps[app_id].between(start_ms, end_ms)
-        if count:
-            calls_sum += calls
-            micro_sum += micro
-            rows.append({"app_id": app_id, **_totals(calls, micro)})
-    return calls_sum, micro_sum, rows
+@dataclass(frozen=True, slots=True)
+class AppDays:
+    """One app's usage: day totals per UTC month, and the usage of some days before some slots.
+
+    ``edges`` must hold ``(day, slot)``, the usage of the day before the slot, for every edge
+    asked of :meth:`at` that falls strictly inside a day with usage (not on its midnight):
+    what the view reads. Built from whole days, ``days`` holds their bucket prefixes and
+    ``edges`` is computed from them.
+    """
+
+    months: Mapping[int, MonthDays]
+    edges: Mapping[tuple[int, int], Totals]
+    days: Mapping[int, DaySlots] = field(default_factory=dict)
+
+    @classmethod
+    def from_days(cls, days: Mapping[int, DayUsage]) -> AppDays:
+        """Build from absolute day values (``UTC day number -> DayUsage``)."""
+        by_month: dict[int, dict[int, Totals]] = {}
+        for day, usage in days.items():
+            month, day_of_month = month_day(day)
+            calls, micro = usage.total
+            by_month.setdefault(month, {})[day_of_month] = (len(usage.slots), calls, micro)
+        prefixes = {day: SlotPrefix(usage.slots) for day, usage in days.items()}
+        return cls(
+            {month: MonthDays.from_totals(totals) for month, totals in by_month.items()},
+            _DaysBefore(prefixes),
+            prefixes,
+        )
+
+    def at(self, edges: Sequence[Edge]) -> list[Totals]:
+        """Usage before each edge (edges ascending), counted from the first month held.
+
+        Only differences between the results mean anything: they are the usage between edges.
+        """
+        return list(zip(*self._columns(_by_month(edges)), strict=True))
+
+    def _columns(self, groups: Sequence[_MonthEdges]) -> tuple[list[int], list[int], list[int]]:
+        """:meth:`at` as columns of buckets, calls and micro-credits (a month at a time)."""
+        months, read = self.months, self.edges
+        order = sorted(months)
+        next_month = 0
+        base_buckets = base_calls = base_micro = 0
+        buckets_at: list[int] = []
+        calls_at: list[int] = []
+        micro_at: list[int] = []
+        for month_index, before, inside in groups:
+            while next_month < len(order) and order[next_month] < month_index:
+                earlier = months[order[next_month]]
+                base_buckets += earlier.buckets[-1]
+                base_calls += earlier.calls[-1]
+                base_micro += earlier.micro[-1]
+                next_month += 1
+            month = months.get(month_index)
+            if month is None:
+                buckets_at += [base_buckets] * len(before)
+                calls_at += [base_calls] * len(before)
+                micro_at += [base_micro] * len(before)
+                continue
+            buckets, calls, micro = month.buckets, month.calls, month.micro
+            # The usage of an edge's day before it: none at midnight (slot 0) nor in a day
+            # without usage, which ``edges`` may leave out.
+            day_buckets, day_calls, day_micro = zip(
+                *map(read.get, inside, repeat(_ZERO)), strict=True
+            )
+            buckets_at += [
+                base_buckets + buckets[days] + extra
+                for days, extra in zip(before, day_buckets, strict=True)
+            ]
+            calls_at += [
+                base_calls + calls[days] + extra
+                for days, extra in zip(before, day_calls, strict=True)
+            ]
+            micro_at += [
+                base_micro + micro[days] + extra
+                for days, extra in zip(before, day_micro, strict=True)
+            ]
+        return buckets_at, calls_at, micro_at
+
+    def between(self, start_ms: int, end_ms: int) -> Totals:
+        """Totals over ``[start_ms, end_ms)`` (both on the bucket grid)."""
+        lo, hi = self.at(edge_parts((start_ms, end_ms)))
+        return hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]
 
 
-def compute_usage(query: UsageQuery, apps: Mapping[str, AppSeries]) -> dict[str, Any]:
+@lru_cache(maxsize=1024)
+def query_edges(query: UsageQuery) -> tuple[int, ...]:
+    """:attr:`UsageQuery.edges`, computed once per query (the reader and the math both ask)."""
+    return tuple(query.edges)
+
+
+# Window edges of the same zone recur across queries (days, months), and rendering them costs
+# more than the sums between them.
+_iso_local = lru_cache(maxsize=1 << 16)(iso_local)
+
+
+def compute_usage(query: UsageQuery, apps: Mapping[str, AppDays]) -> dict[str, Any]:
     """The body of a usage answer, without the freshness fields (``as_of``, ``lag``)."""
-    grouped = query.group_by == "app"
-    calls, micro, rows = _per_app(apps, query.start_ms, query.end_ms)
-    series = []
-    if query.window != "none":
-        edges = query.edges
-        for lo, hi in pairwise(edges):
-            point_calls, point_micro, point_rows = _per_app(apps, lo, hi)
-            point: dict[str, Any] = {
-                "start": iso_local(lo, query.tz),
-                "end": iso_local(hi, query.tz),
-                **_totals(point_calls, point_micro),
-            }
-            point["apps"] = point_rows if grouped else None
-            series.append(point)
+    edges = query_edges(query)
+    groups = _by_month(edge_parts(edges))
+    names = sorted(apps)
+    # Per app, the usage of each window between consecutive edges, as three columns; a long
+    # series is mostly this and its rendering, so both work a column at a time.
+    columns = []
+    totals = []
+    for name in names:
+        buckets, calls, micro = apps[name]._columns(groups)
+        columns.append(
+            (
+                list(map(sub, buckets[1:], buckets[:-1])),
+                list(map(sub, calls[1:], calls[:-1])),
+                list(map(sub, micro[1:], micro[:-1])),
+            )
+        )
+        totals.append((buckets[-1] - buckets[0], calls[-1] - calls[0], micro[-1] - micro[0]))
+    tz = query.tz
+    series = _series(query, edges, names, columns) if query.window != "none" else []
+    app_rows = [
+        {"app_id": name, "calls": calls, "credits": format_micro(micro)}
+        for name, (buckets, calls, micro) in zip(names, totals, strict=True)
+        if buckets
+    ]
     return {
         "account_id": query.account_id,
-        "from": iso_local(query.start_ms, query.tz),
-        "to": iso_local(query.end_ms, query.tz),
-        "tz": query.tz.key,
+        "from": _iso_local(query.start_ms, tz),
+        "to": _iso_local(query.end_ms, tz),
+        "tz": tz.key,
         "window": query.window,
         "group_by": query.group_by,
-        "total": _totals(calls, micro),
-        "apps": rows if grouped else None,
+        "total": {
+            "calls": sum(calls for _, calls, _ in totals),
+            "credits": format_micro(sum(micro for _, _, micro in totals)),
+        },
+        "apps": app_rows if query.group_by == "app" else None,
         "series": series,
     }
+
+
+_Column = tuple[list[int], list[int], list[int]]
+
+
+def _series(
+    query: UsageQuery, edges: Sequence[int], names: list[str], columns: list[_Column]
+) -> list[dict[str, Any]]:
+    """The points of a windowed answer, from each app's columns of window usage."""
+    windows = len(edges) - 1
+    rendered = [_iso_local(edge, query.tz) for edge in edges]
+    calls_at = [0] * windows
+    micro_at = [0] * windows
+    for _, calls, micro in columns:
+        calls_at = list(map(add, calls_at, calls))
+        micro_at = list(map(add, micro_at, micro))
+    rows: list[list[dict[str, Any]] | None] = [None] * windows
+    if query.group_by == "app":
+        # Per app, its row of each window (None where it has no bucket), then per window;
+        # a column at a time, and without the per-window filter when no app has a gap.
+        cells = []
+        for name, (buckets, calls, micro) in zip(names, columns, strict=True):
+            credits = map(format_micro, micro)
+            if 0 in buckets:
+                cells.append(
+                    [
+                        {"app_id": name, "calls": count, "credits": text} if seen else None
+                        for seen, count, text in zip(buckets, calls, credits, strict=True)
+                    ]
+                )
+            else:
+                cells.append(
+                    [
+                        {"app_id": name, "calls": count, "credits": text}
+                        for count, text in zip(calls, credits, strict=True)
+                    ]
+                )
+        if not names:
+            rows = [[] for _ in range(windows)]
+        elif any(None in column for column in cells):
+            rows = [[cell for cell in window if cell] for window in zip(*cells, strict=True)]
+        else:
+            rows = list(map(list, zip(*cells, strict=True)))
+    return [
+        {
+            "start": start,
+            "end": end,
+            "calls": calls,
+            "credits": credits,
+            "apps": apps_at,
+        }
+        for (start, end), calls, credits, apps_at in zip(
+            pairwise(rendered), calls_at, map(format_micro, micro_at), rows, strict=True
+        )
+    ]

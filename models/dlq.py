@@ -18,7 +18,11 @@ class DlqSource(BaseModel):
     partition: int
     offset: int
     timestamp: str = Field(description="Broker append time of the source record (RFC 3339).")
-    key: str | None = None
+    key: str | None = Field(
+        default=None, description="The record's key, if UTF-8 (its first 256 bytes at most)."
+    )
+    key_truncated: bool = Field(default=False, description="Only the key's first 256 bytes kept.")
+    key_bytes: int | None = Field(default=None, description="Size of the key when truncated.")
 
 
 class DlqRecord(BaseModel):
@@ -28,14 +32,16 @@ class DlqRecord(BaseModel):
 
     dlq_id: str = Field(description="topic:partition:offset[:index]; stable across replays.")
     reason: Reason
-    detail: str
+    detail: str = Field(description="What is wrong, for people (at most 1,000 characters).")
     source: DlqSource
     index: int | None = None
     account_id: str | None = Field(default=None, description="When the bytes name an account.")
     original: str | None = Field(default=None, description="The rejected bytes, if UTF-8.")
     original_base64: str | None = Field(default=None, description="The bytes, if not UTF-8.")
     original_truncated: bool = Field(
-        default=False, description="Only the first 256 KiB are kept; the source has them all."
+        default=False,
+        description="Only a prefix is kept (at most 256 KiB, less if its escaping would not fit "
+        "the DLQ record limit, none in a minimal dead letter); the source has them all.",
     )
     original_bytes: int | None = Field(default=None, description="Size when truncated.")
     rerouted_from: str | None = Field(

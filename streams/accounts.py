@@ -13,9 +13,10 @@ import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from config.contracts import Contract, ContractBook, Plan, check_against_plans, to_terms
 from config.settings import Settings
@@ -40,8 +41,21 @@ class Endpoint(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
-    url: str = Field(pattern=r"^https?://")
-    secret: str = Field(min_length=16)
+    url: str = Field(pattern=r"^https?://\S+$", max_length=2048)
+    secret: str = Field(min_length=16, max_length=256)
+
+    @field_validator("url")
+    @classmethod
+    def _has_host(cls, value: str) -> str:
+        # Where it may point is the deliverer's policy (streams.targets), which needs settings.
+        try:
+            parts = urlsplit(value)
+            _ = parts.port
+        except ValueError:
+            raise ValueError("url is not a valid URL") from None
+        if not parts.hostname:
+            raise ValueError("url has no host")
+        return value
 
 
 class Webhooks(BaseModel):

@@ -2,12 +2,15 @@
 
 Each worker consumes its share of ``usage.alerts.v1`` (consumer group ``{group}-deliverer``).
 For every alert and every endpoint of the account it POSTs the alert JSON with
-``X-Creditflow-Signature: sha256=<hex HMAC-SHA256 of the body>`` and ``Idempotency-Key:
-<alert_id>``, until a 2xx answer or the expiry. Every attempt is recorded in the compacted
-``creditflow.deliveries.v1`` (and the Redis view), so a restarted worker skips what was
-delivered and resumes what was not. An alert's offset is committed only when all its
-deliveries are final. Delivery is at least once; the idempotency key lets receivers drop the
-rare repeat after a crash between a POST and its record.
+``X-Creditflow-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`` (a receiver
+refuses stale times, so a captured delivery cannot be replayed later) and ``Idempotency-Key:
+<alert_id>``, until a 2xx answer or the expiry. Redirects are never followed (a 3xx is a
+failed attempt), and only addresses allowed by :mod:`streams.targets` are connected to.
+Every attempt is recorded in the compacted ``creditflow.deliveries.v1`` (and the Redis
+view), so a restarted worker skips what was delivered and resumes what was not. An alert's
+offset is committed only when all its deliveries are final. Delivery is at least once; the
+idempotency key lets receivers drop the rare repeat after a crash between a POST and its
+record.
 """
 
 from __future__ import annotations
@@ -31,20 +34,31 @@ from core.buckets import iso_utc, to_epoch_ms
 from streams.accounts import AccountConfig, Endpoint
 from streams.processor import now_ms
 from streams.replay import replay
+from streams.targets import PublicResolver, TargetPolicy
 from streams.topics import partitions_of
 from view.keys import deliveries_key
 from view.writer import ViewWriter
 
-__all__ = ("Deliverer", "backoff_seconds", "sign")
+__all__ = ("Deliverer", "backoff_seconds", "sign", "webhook_session")
 
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Creditflow-Signature"
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The signature header value of a body."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The signature header value of a body sent at ``timestamp`` (unix seconds)."""
+    signed = f"{timestamp}.".encode() + body
+    return f"t={timestamp},v1={hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()}"
+
+
+def webhook_session(settings: Settings) -> aiohttp.ClientSession:
+    """The HTTP client of deliveries: DNS answers filtered by the target policy, a timeout."""
+    resolver = PublicResolver(TargetPolicy(settings.webhook_networks))
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(resolver=resolver),
+        timeout=aiohttp.ClientTimeout(total=settings.webhook_timeout_seconds),
+    )
 
 
 def backoff_seconds(attempt: int, rng: random.Random) -> float:
@@ -120,6 +134,7 @@ class Deliverer:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._policy = TargetPolicy(settings.webhook_networks)
         self._task: asyncio.Task[None] | None = None
         self._inflight: dict[TopicPartition, dict[int, asyncio.Task[None]]] = {}
 
@@ -132,16 +147,20 @@ class Deliverer:
                     status = _Status.from_wire(json.loads(message.value))
                     self._statuses[status.key] = status
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers, acks="all", linger_ms=0
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=0,
         )
         await self._producer.start()
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout_seconds)
-        )
+        self._session = webhook_session(self.settings)
         self._consumer = AIOKafkaConsumer(
             self.settings.alerts_topic,
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             group_id=f"{self.settings.group_id}-deliverer",
+            # Static membership, like the worker's own group: a restarted worker gets its
+            # share of alerts back at once instead of after the session timeout.
+            group_instance_id=f"{self.settings.instance_id}-deliverer",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=20,
@@ -240,17 +259,16 @@ class Deliverer:
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "creditflow-webhooks/1",
-            SIGNATURE_HEADER: sign(endpoint.secret, body),
+            SIGNATURE_HEADER: sign(endpoint.secret, body, status.last_attempt_ms // 1000),
             "Idempotency-Key": status.alert_id,
             "X-Creditflow-Attempt": str(status.attempts),
         }
-        try:
-            async with self._session.post(endpoint.url, data=body, headers=headers) as response:
-                status.last_status, status.last_error = response.status, None
-                if 200 <= response.status < 300:
-                    status.state, status.delivered_ms = "delivered", now_ms()
-        except (aiohttp.ClientError, TimeoutError, OSError) as error:
-            status.last_status, status.last_error = None, f"{type(error).__name__}: {error}"
+        # Literal IP hosts are not resolved, so the resolver's policy would not see them.
+        refusal = self._policy.url_refusal(endpoint.url)
+        if refusal is not None:
+            status.last_status, status.last_error = None, f"refused: {refusal}"
+        else:
+            await self._post(status, body, endpoint.url, headers)
         status.history.append(
             {
                 "at": iso_utc(status.last_attempt_ms),
@@ -258,6 +276,19 @@ class Deliverer:
                 "error": status.last_error,
             }
         )
+
+    async def _post(self, status: _Status, body: bytes, url: str, headers: dict[str, str]) -> None:
+        assert self._session is not None
+        try:
+            async with self._session.post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                status.last_status, status.last_error = response.status, None
+                if 200 <= response.status < 300:
+                    status.state, status.delivered_ms = "delivered", now_ms()
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            status.last_status = None
+            status.last_error = f"{type(error).__name__}: {str(error)[:300]}"
 
     async def _record(self, status: _Status) -> None:
         body = json.dumps(status.to_wire()).encode()

@@ -1,15 +1,22 @@
-"""The per-batch pipeline of a worker: apply, publish outputs, commit state, update the view.
+"""The per-run pipeline of a worker: apply, publish, commit, then publish the days it changed.
 
-Order is what makes a crash at any point harmless:
+A run is a slice of one partition's records. Its steps, in an order that makes a crash at any
+point harmless:
 
-1. apply the batch to the in-memory partition state (pure core; replays are fenced off);
-2. publish bucket values, dead letters and re-routed events, and wait until Kafka has them;
-3. publish the partition's state delta (the commit point: fence offset + state, one record);
-4. write the serving view in Redis (versioned, so late or repeated writes are harmless);
-5. return, and the Faust agent acknowledges the input offsets.
-
-A crash before 3 replays the batch and republishes identical outputs; a crash after 3 finds the
-records fenced off; a crash before 4 is repaired when the partition is next loaded.
+1. **Apply** the run to the partition state (pure core over the local store; records at or
+   below the fence are skipped).
+2. **Publish per-record outputs** (dead letters, re-routed events, alerts) and wait until Kafka
+   has them: they cannot be derived from the state again, so they go before the commit. A
+   crash here replays the run and republishes the same records (stable ids, dedup).
+3. **Publish the state-log records** (days, totals, ids, expiry tombstones, then the fence) and
+   wait: from now on a restore on another machine has the run.
+4. **Commit locally**: one atomic RocksDB batch with the run's state, the fence, the state-log
+   offset reached and the changed days marked in the outbox. A crash between 3 and 4 is a
+   store behind its state log: the next open catches up from the log.
+5. **Publish the outbox** (a bounded number of days: the bucket topic, then the view), then
+   unmark them. A crash in between publishes them again after the restart (absolute values,
+   versioned upserts: harmless).
+6. Return, and the Faust agent acknowledges the input offsets: never ahead of step 4.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import msgspec
 from aiokafka import AIOKafkaProducer
@@ -27,43 +36,73 @@ from aiokafka.errors import (
     InvalidTopicError,
     KafkaError,
     MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    RecordListTooLargeError,
+    RecordTooLargeError,
     TopicAuthorizationFailedError,
 )
 
 from config.settings import Settings
+from core.days import DAY_MS, DayKey, DayUsage
 from core.freshness import Progress
-from core.ledger import TermsLookup
+from core.ledger import PeriodLedger, TermsLookup
 from core.partition import BatchOutcome, PartitionState, SourceRecord, chunked
-from core.statelog import StateFolder, delta_record, snapshot_records
+from core.statecodec import (
+    TAG_BYTES,
+    day_key,
+    day_range,
+    decode_day,
+    parse_day_key,
+    version_of,
+)
 from streams.records import (
+    DeadLetters,
     OutRecord,
     alert_records,
-    bucket_records,
+    day_records,
     dlq_records,
     reroute_records,
 )
-from streams.statestore import load_states
+from streams.replay import replay
+from streams.state.changelog import load_ledger, new_tag, prepare_commit
+from streams.state.outbox import Outbox
+from streams.state.restore import Restorer
+from streams.state.store import PartitionStore, StoreBudget, StoreFormatError
 from view.keys import alerts_key
-from view.writer import BucketWrite, ViewWriter
+from view.writer import ViewWriter
 
-__all__ = ("Processor",)
+__all__ = ("Processor", "now_ms")
 
 logger = logging.getLogger(__name__)
 
 _RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)
-# Input bytes per state delta: ~4 MiB of events make a delta of ~2 MiB, far below the state
-# topic's 8 MiB record limit.
-_RUN_BYTES = 4 * 1024 * 1024
+# A record too large for its topic (refused by the client or by the broker): its fallback, if it
+# has one, is published instead; retrying the record itself can never succeed.
+_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
 # Publish errors that no retry can cure (anything else, a broker restart included, is retried).
-_PERMANENT = (MessageSizeTooLargeError, InvalidTopicError, TopicAuthorizationFailedError)
+# OutOfOrderSequenceNumber follows a batch the broker refused: the idempotent producer has then
+# lost its sequence on that partition for good, and only a new producer (a restart) recovers.
+_PERMANENT = (
+    *_TOO_LARGE,
+    InvalidTopicError,
+    TopicAuthorizationFailedError,
+    OutOfOrderSequenceNumber,
+)
+_PROGRESS_EVERY_S = 2.0
 
 
 @dataclass(slots=True)
-class _Published:
-    """What the view reflects of a partition (offset and append-time watermark)."""
+class _Owned:
+    """A partition this worker owns: its state, its store, its outbox, its writer tag."""
 
-    applied: int = -1
-    watermark_ms: int = 0
+    state: PartitionState
+    store: PartitionStore
+    outbox: Outbox
+    tag: bytes
+    retire: set[bytes] = field(default_factory=set)
+    published: tuple[int, int] = (-1, 0)
+    """What the view's progress line may claim: the offset at or below which everything is
+    published, and the watermark there."""
 
 
 @dataclass(slots=True)
@@ -75,7 +114,7 @@ class _Ends:
 
 
 class Processor:
-    """Owns the states of the partitions assigned to this worker and runs batches through them."""
+    """Owns the states of the partitions assigned to this worker and runs records through them."""
 
     def __init__(
         self,
@@ -83,112 +122,181 @@ class Processor:
         producer: AIOKafkaProducer,
         writer: ViewWriter,
         partition_for: Callable[[str], int],
-        read_view_applied: Callable[[int], Awaitable[int | None]],
+        read_view_progress: Callable[[int], Awaitable[Progress | None]],
         terms_for: TermsLookup | None = None,
+        read_history: Callable[[str, int, int], Awaitable[int | None]] | None = None,
     ) -> None:
         self.settings = settings
         self.producer = producer
         self.writer = writer
         self.partition_for = partition_for
         self.terms_for = terms_for
-        self._read_view_applied = read_view_applied
-        self._states: dict[int, StateFolder] = {}
+        self._read_view_progress = read_view_progress
+        self._read_history = read_history
+        """Micro-credits of an account in a range, from the complete view (None: not now)."""
+        self._budget = StoreBudget(settings.store_cache_bytes, settings.store_write_buffer_bytes)
+        self._owned: dict[int, _Owned] = {}
         self._loading: dict[int, asyncio.Task[None]] = {}
         self._assigned: set[int] | None = None  # None until the first assignment arrives
-        self._published: dict[int, _Published] = {}
-        # Reached by the state but not yet in Redis (a view write failed; the writer retries).
-        self._unflushed: dict[int, _Published] = {}
+        self._lock = asyncio.Lock()
+        """Held while a run or an outbox flush touches stores: one writer per store."""
         self._ends = _Ends()
+        self._letters = DeadLetters(
+            settings.calls_topic, settings.dlq_topic, settings.dlq_max_record_bytes
+        )
 
     # ------------------------------------------------------------------ ownership
 
     @property
     def owned(self) -> set[int]:
         """Partitions whose state is loaded or loading."""
-        return set(self._states) | set(self._loading)
+        return set(self._owned) | set(self._loading)
+
+    def store_path(self, partition: int) -> Path:
+        """Where a partition's local store lives."""
+        return self.settings.data_dir / self.settings.group_id / f"p{partition}"
 
     def assign(self, partitions: Iterable[int]) -> None:
-        """Start loading the state of newly assigned partitions in the background."""
+        """Start loading newly assigned partitions in the background."""
         partitions = list(partitions)
         self._assigned = (self._assigned or set()) | set(partitions)
-        fresh = [p for p in partitions if p not in self._states and p not in self._loading]
-        if fresh:
-            task = asyncio.ensure_future(self._load(fresh))
-            for partition in fresh:
-                self._loading[partition] = task
-
-    def revoke(self, partitions: Iterable[int]) -> None:
-        """Forget revoked partitions; their next owner loads them from the state log."""
         for partition in partitions:
+            if partition not in self._owned and partition not in self._loading:
+                self._loading[partition] = asyncio.ensure_future(self._load(partition))
+
+    async def revoke(self, partitions: Iterable[int]) -> None:
+        """Let a run in progress finish, then close revoked partitions' stores.
+
+        Waiting matters: the next owner must not restore before this worker's last writes.
+        """
+        lost = [p for p in partitions if p in self._owned or p in self._loading]
+        for partition in lost:
             if self._assigned is not None:
                 self._assigned.discard(partition)
-            self._states.pop(partition, None)
-            self._loading.pop(partition, None)
-            self._published.pop(partition, None)
-            self._unflushed.pop(partition, None)
+            task = self._loading.pop(partition, None)
+            if task is not None:
+                task.cancel()
+        if not lost:
+            return
+        async with self._lock:
+            for partition in lost:
+                owned = self._owned.pop(partition, None)
+                if owned is not None:
+                    owned.store.close()
 
-    async def _load(self, partitions: list[int]) -> None:
-        """Load until it works (Kafka may be restarting); install only what is still ours.
+    async def close(self) -> None:
+        """Close every store (shutdown)."""
+        await self.revoke(list(self.owned))
 
-        A partition revoked meanwhile, or reassigned to a newer load, is left alone: the check
-        is repeated after every await.
-        """
-        me = asyncio.current_task()
+    async def _load(self, partition: int) -> None:
+        """Open, catch up from the state log, install if still ours; retried until it works."""
         attempt = 0
         while True:
-            mine = [p for p in partitions if self._loading.get(p) is me]
-            if not mine:
-                return
             try:
-                folders = await load_states(self.settings, mine)
+                owned = await self._open(partition)
                 break
-            except KafkaError as error:
+            except (KafkaError, OSError, RuntimeError) as error:
                 if isinstance(error, _PERMANENT):
                     raise  # retrying cannot help; the worker exits before acknowledging
                 delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
                 attempt += 1
-                logger.warning("loading partitions %s failed (%s); retrying", mine, error)
+                logger.warning("loading partition %d failed (%s); retrying", partition, error)
                 await asyncio.sleep(delay)
-        for partition, folder in folders.items():
-            if self._loading.get(partition) is not me:
-                continue
-            await self._repair_view(folder)
-            if self._loading.get(partition) is me:
-                self._states[partition] = folder
-                del self._loading[partition]
-
-    async def _repair_view(self, folder: StateFolder) -> None:
-        """Rewrite buckets the view may have missed (a crash between commit and view write)."""
-        state = folder.state
-        view_applied = await self._read_view_applied(state.partition)
-        since = -1 if view_applied is None else view_applied
-        if since >= state.applied:
-            self._published[state.partition] = _Published(since, state.watermark_ms)
-            return
-        writes = [
-            (key[0], key[1], key[2], cell[0], cell[1], cell[2])
-            for key, cell in state.buckets.items()
-            if cell[2] > since
-        ]
-        self._published[state.partition] = _Published(since, 0)
-        done = _Published(state.applied, state.watermark_ms)
-        if await self.writer.write(writes, self._progress_of({state.partition: state})):
-            self._published[state.partition] = done
+        if self._loading.get(partition) is asyncio.current_task():
+            del self._loading[partition]
+            self._owned[partition] = owned
         else:
-            self._unflushed[state.partition] = done
-        logger.info("partition %d: view repaired with %d buckets", state.partition, len(writes))
+            owned.store.close()
+
+    async def _open(self, partition: int) -> _Owned:
+        path = self.store_path(partition)
+        started = time.monotonic()
+        try:
+            store = PartitionStore.open(path, self._budget)
+        except StoreFormatError as error:
+            logger.warning("%s; restoring partition %d from the state log", error, partition)
+            PartitionStore.destroy(path)
+            store = PartitionStore.open(path, self._budget)
+        try:
+            restorer = await self._catch_up(partition, store)
+            fence = restorer.fence()
+            ledger = PeriodLedger()
+            ledger.restore(*load_ledger(store))
+            state = PartitionState(
+                partition,
+                self.settings.limits,
+                fence.applied,
+                fence.watermark_ms,
+                fence.first_day,
+                ledger,
+            )
+            outbox = Outbox(store)
+            if restorer.days_restored:
+                await self._mark_unpublished(partition, store, outbox)
+        except BaseException:
+            store.close()
+            raise
+        tag = new_tag()
+        retire = restorer.other_writers()
+        previous = store.take_tag(tag)
+        if previous is not None:
+            retire.add(previous)  # this store's own fence record of its last incarnation
+        owned = _Owned(state, store, outbox, tag, retire)
+        owned.published = outbox.published(state.applied, state.watermark_ms)
+        logger.info(
+            "partition %d ready at offset %d in %.2f s (%s)",
+            partition,
+            state.applied,
+            time.monotonic() - started,
+            "restored from the state log" if restorer.progress.records else "local store",
+        )
+        return owned
+
+    async def _catch_up(self, partition: int, store: PartitionStore) -> Restorer:
+        """Read the state log past the store's checkpoint to its end, with progress lines."""
+        restorer = Restorer(store)
+        start = restorer.log_offset + 1
+        last_line = time.monotonic()
+        end = start
+        async for messages in replay(
+            self.settings, self.settings.state_topic, [partition], start=start
+        ):
+            restorer.feed((m.offset, m.key or b"", m.value) for m in messages)
+            if messages:
+                end = max(end, messages[-1].offset)
+            if time.monotonic() - last_line >= _PROGRESS_EVERY_S:
+                last_line = time.monotonic()
+                logger.info(restorer.progress.line(partition, end - start, end - start + 1))
+        restorer.finish()
+        if restorer.progress.records:
+            logger.info(restorer.progress.line(partition, 1, 1))
+        return restorer
+
+    async def _mark_unpublished(
+        self, partition: int, store: PartitionStore, outbox: Outbox
+    ) -> None:
+        """After a restore, queue every day the view may not have (newer than its progress)."""
+        progress = await self._read_view_progress(partition)
+        since, watermark = (
+            (-1, 0) if progress is None else (progress.applied, progress.watermark_ms)
+        )
+        batch = store.batch()
+        names = [name for name, raw in store.scan("days") if version_of(raw[TAG_BYTES:]) > since]
+        outbox.stage_changed(batch, names, since + 1, watermark)
+        store.write(batch)
+        logger.info("partition %d: %d restored days queued for the view", partition, len(names))
 
     async def _ensure_loaded(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
             if self._assigned is not None and partition not in self._assigned:
                 continue  # revoked after Faust fetched it; the new owner processes these records
-            if partition not in self._states and partition not in self._loading:
+            if partition not in self._owned and partition not in self._loading:
                 self.assign([partition])
             task = self._loading.get(partition)
             if task is not None:
                 await asyncio.shield(task)
 
-    # ------------------------------------------------------------------ batches
+    # ------------------------------------------------------------------ runs
 
     async def process(self, records: Sequence[SourceRecord]) -> None:
         """Run one batch (records of any partitions, each partition in offset order)."""
@@ -196,146 +304,243 @@ class Processor:
         for record in records:
             by_partition.setdefault(record.partition, []).append(record)
         await self._ensure_loaded(by_partition)
+        async with self._lock:
+            # Partitions run side by side: one's CPU work overlaps another's waits for Kafka
+            # and Redis, and their records share produce requests. Each partition's runs and
+            # steps keep their order, and each store still has one writer.
+            await asyncio.gather(*map(self._run_partition, by_partition.items()))
 
-        outputs: list[OutRecord] = []
-        commits: list[OutRecord] = []
-        applied: list[tuple[StateFolder, BatchOutcome]] = []
-        runs = (
-            (partition, run)
-            for partition, partition_records in by_partition.items()
-            for run in chunked(partition_records, _RUN_BYTES)
-        )
-        for partition, run in runs:
-            folder = self._states.get(partition)
-            if folder is None:
-                continue  # revoked meanwhile; the new owner will process these records
-            outcome = folder.state.apply(run, self.partition_for, self.terms_for)
-            if outcome.replayed:
-                logger.info(
-                    "partition %d: skipped %d replayed records at or below offset %d (fenced)",
-                    partition,
-                    outcome.replayed,
-                    outcome.first_offset,
-                )
-            if not outcome.applied_anything:
-                continue
-            outputs += bucket_records(outcome, partition, self.settings.buckets_topic)
-            outputs += dlq_records(outcome, self.settings.calls_topic, self.settings.dlq_topic)
-            outputs += reroute_records(outcome, self.settings.calls_topic)
-            outputs += alert_records(outcome, self.settings.alerts_topic)
-            key, value = delta_record(outcome, folder.state.watermark_ms)
-            commits.append(OutRecord(self.settings.state_topic, key, value, partition))
-            folder.live_keys.add(key)
-            folder.bytes_since_snapshot += len(value)
-            applied.append((folder, outcome))
-        if not applied:
+    async def _run_partition(self, item: tuple[int, list[SourceRecord]]) -> None:
+        partition, records = item
+        for run in chunked(records, self.settings.run_max_bytes):
+            owned = self._owned.get(partition)
+            if owned is None:
+                break  # revoked meanwhile; the new owner processes these records
+            await self._run(owned, run)
+
+    async def _run(self, owned: _Owned, records: list[SourceRecord]) -> None:
+        state, store = owned.state, owned.store
+        watermark_before = state.watermark_ms
+        outcome = state.apply(records, store, self.partition_for, self.terms_for)
+        if outcome.replayed:
+            logger.info(
+                "partition %d: skipped %d replayed records at or below offset %d (fenced)",
+                state.partition,
+                outcome.replayed,
+                outcome.first_offset,
+            )
+        if outcome.applied_anything:
+            await self._commit(owned, outcome, watermark_before)
+        await self._seed(owned)
+
+    async def _seed(self, owned: _Owned) -> None:
+        """Add history older than the state to periods opened without it (then alert)."""
+        if self._read_history is None:
             return
-        await self._publish(outputs)
-        await self._publish(commits)
-        await self._update_view(applied)
-        for folder, _ in applied:
-            if folder.bytes_since_snapshot >= self.settings.snapshot_every_bytes:
-                await self._snapshot(folder)
+        state = owned.state
+        for key, before_ms in state.ledger.unseeded():
+            history = await self._read_history(key.account_id, key.start_ms, before_ms)
+            if history is None:
+                return  # the view is rebuilding or behind: the next heartbeat retries
+            terms = self.terms_for(key.account_id) if self.terms_for else None
+            outcome = state.seed(key, history, terms, state.watermark_ms)
+            logger.info(
+                "period %s of %s seeded with %d micro-credits of history",
+                key.start_ms,
+                key.account_id,
+                history,
+            )
+            await self._commit(owned, outcome, state.watermark_ms)
 
-    async def _update_view(self, applied: list[tuple[StateFolder, BatchOutcome]]) -> None:
-        writes: list[BucketWrite] = []
+    async def _commit(self, owned: _Owned, outcome: BatchOutcome, watermark_before: int) -> None:
+        """Steps 2-5 of the module docstring for one outcome (a run or a seed).
+
+        ``watermark_before`` is the state's watermark before the outcome (what a progress line
+        may claim while the outcome's days wait in the outbox).
+        """
+        state, store, settings = owned.state, owned.store, self.settings
+        outputs = dlq_records(outcome, self._letters)
+        outputs += reroute_records(outcome, self._letters, settings.max_record_bytes)
+        outputs += alert_records(outcome, settings.alerts_topic)
+        if outcome.expired_before_day is not None:
+            # Expiring days leave the store with this commit: publish what still waits first.
+            outputs += day_records(
+                self._expiring(owned, outcome).items(), state.partition, settings.buckets_topic
+            )
+        await self._publish(outputs)
+        commit = prepare_commit(store, state, outcome, owned.tag, owned.retire)
+        offsets = await self._publish(
+            [OutRecord(settings.state_topic, k, v, state.partition) for k, v in commit.records]
+        )
+        commit.finish(max(offsets))
+        names = [day_key(key) for key in outcome.days]
+        if outcome.expired_before_day is not None:
+            owned.outbox.forget_before(outcome.expired_before_day)
+            live_from = day_range(outcome.expired_before_day, 0)[0]
+            names = [name for name in names if name >= live_from]
+        owned.outbox.stage_changed(commit.batch, names, outcome.first_offset + 1, watermark_before)
+        store.write(commit.batch)
+        owned.retire = set()
+        if outcome.expired_before_day is not None:
+            await asyncio.to_thread(store.compact_expired, outcome.expired_before_day)
+        await self._flush(owned, outcome)
+
+    def _expiring(self, owned: _Owned, outcome: BatchOutcome) -> dict[DayKey, DayUsage]:
+        assert outcome.expired_before_day is not None
+        _, end = day_range(0, outcome.expired_before_day)
+        waiting = [name for name in owned.outbox.pending if name < end]
+        values = dict(self._stored_days(owned.store, waiting))
+        values.update((k, decode_day(v)) for k, v in outcome.days.items() if day_key(k) < end)
+        return values
+
+    @staticmethod
+    def _stored_days(store: PartitionStore, names: list[bytes]) -> list[tuple[DayKey, DayUsage]]:
+        raws = store.get_many("days", names)
+        return [
+            (parse_day_key(name), decode_day(raw[TAG_BYTES:]))
+            for name, raw in zip(names, raws, strict=True)
+            if raw is not None
+        ]
+
+    async def _flush(self, owned: _Owned, outcome: BatchOutcome | None) -> None:
+        """Step 5: publish a bounded share of the outbox (newest days first) and the view."""
+        state = owned.state
+        hot_from = day_range(max(0, state.watermark_ms // DAY_MS - 1), 0)[0]
+        chosen = owned.outbox.select(self.settings.outbox_days_per_run, hot_from)
+        fresh = {day_key(k): (k, v) for k, v in outcome.days.items()} if outcome else {}
+        days = [(fresh[name][0], decode_day(fresh[name][1])) for name in chosen if name in fresh]
+        days += self._stored_days(owned.store, [name for name in chosen if name not in fresh])
+        if days:
+            await self._publish(day_records(days, state.partition, self.settings.buckets_topic))
+        if not await self._update_view(days, outcome):
+            return  # they stay in the outbox: published again (idempotent) by the next flush
+        batch = owned.store.batch()
+        owned.outbox.stage_published(batch, chosen)
+        owned.store.write(batch)
+        owned.published = owned.outbox.published(state.applied, state.watermark_ms)
+        # Only now may the view's progress line claim what the flush made visible.
+        await self.writer.write((), self._progress_of([owned]))
+
+    async def _update_view(
+        self, days: list[tuple[DayKey, DayUsage]], outcome: BatchOutcome | None
+    ) -> bool:
+        """Write days, alerts and counters to the view; False if Redis failed (retried later)."""
         docs: list[tuple[str, str, bytes]] = []
         metrics: Counter[str] = Counter()
-        for _, outcome in applied:
+        if outcome is not None:
             for alert in outcome.alerts:
                 body = msgspec.json.encode(alert.to_wire())
                 docs.append((alerts_key(alert.account_id), alert.alert_id, body))
                 logger.info("alert %s fired (used %s)", alert.alert_id, alert.used_micro)
             metrics["alerts_fired"] += len(outcome.alerts)
-            for (account, app, bucket), value in outcome.changed.items():
-                writes.append((account, app, bucket, value.calls, value.micro, value.version))
             metrics["events_accepted"] += outcome.accepted
             metrics["events_duplicate"] += outcome.duplicates
             metrics["records_applied"] += outcome.records
             for _, rejection in outcome.rejected:
                 metrics[f"dlq:{rejection.reason.value}"] += 1
             metrics["events_rerouted"] += sum(len(items) for items in outcome.rerouted.values())
-        states = {folder.state.partition: folder.state for folder, _ in applied}
-        reached = {p: _Published(s.applied, s.watermark_ms) for p, s in states.items()}
-        if await self.writer.write(writes, self._progress_of(states), metrics, docs):
-            self._published.update(reached)
-        else:
-            self._unflushed.update(reached)
+        return await self.writer.write(days, None, metrics, docs)
 
-    def _progress_of(self, states: dict[int, PartitionState]) -> dict[int, Progress]:
+    def _progress_of(self, owned: Iterable[_Owned]) -> dict[int, Progress]:
         lines = {}
-        for partition, state in states.items():
-            end = max(self._ends.offsets.get(partition, 0), state.applied + 1)
-            lines[partition] = Progress(
-                state.applied, end, state.watermark_ms, self._ends.checked_ms
-            )
+        for item in owned:
+            partition = item.state.partition
+            applied, watermark = item.published
+            end = max(self._ends.offsets.get(partition, 0), applied + 1)
+            lines[partition] = Progress(applied, end, watermark, self._ends.checked_ms)
         return lines
 
-    async def _publish(self, records: list[OutRecord]) -> None:
-        """Produce records and wait for all acknowledgements, retrying until Kafka has them."""
+    async def _publish(self, records: list[OutRecord]) -> list[int]:
+        """Produce records and wait for all acknowledgements, retrying until Kafka has them.
+
+        Returns the offsets of the records given (in order). A record refused as too large is
+        replaced by its fallback (minimal dead letters); one without a fallback, or any other
+        permanent error, raises: retrying cannot help, and the worker exits before
+        acknowledging (a stall would stop every partition it owns).
+        """
         attempt = 0
+        offsets: list[int] = []
+        first = True
         while records:
+            results = await self._send(records)
+            if first:
+                offsets = [r if isinstance(r, int) else -1 for r in results]
+                first = False
+            if all(isinstance(result, int) for result in results):
+                return offsets
+            transient: KafkaError | None = None
+            every: list[OutRecord] = []  # all records again, in order, fallbacks in place
+            fallbacks: list[OutRecord] = []
+            for record, result in zip(records, results, strict=True):
+                if isinstance(result, int):
+                    every.append(record)
+                elif isinstance(result, _TOO_LARGE) and record.fallback:
+                    logger.error(
+                        "a %d-byte record to %s was refused (%s); publishing %d minimal dead "
+                        "letters instead",
+                        len(record.value or b""),
+                        record.topic,
+                        result,
+                        len(record.fallback),
+                    )
+                    every += record.fallback
+                    fallbacks += record.fallback
+                elif isinstance(result, _PERMANENT):
+                    raise result
+                else:
+                    transient = result
+                    every.append(record)
+            if transient is None:
+                records = fallbacks  # the rest is in Kafka
+                continue
+            # Resend everything, as before: records of one key must arrive in their order.
+            delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
+            attempt += 1
+            logger.warning(
+                "publish of %d records failed (%s); retrying in %.1fs", len(every), transient, delay
+            )
+            records, first = every, True
+            await asyncio.sleep(delay)
+        return offsets
+
+    async def _send(self, records: list[OutRecord]) -> list[int | KafkaError]:
+        """Produce every record in order, then wait for each: its offset, or its error."""
+        pending: list[Any] = []
+        for r in records:
             try:
-                futures = [
+                pending.append(
                     await self.producer.send(
                         r.topic, r.value, key=r.key, partition=r.partition, headers=r.headers
                     )
-                    for r in records
-                ]
-                await asyncio.gather(*futures)
-                return
-            except KafkaError as error:
-                delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
-                attempt += 1
-                logger.warning(
-                    "publish of %d records failed (%s); retrying in %.1fs",
-                    len(records),
-                    error,
-                    delay,
                 )
-                await asyncio.sleep(delay)
-
-    async def _snapshot(self, folder: StateFolder) -> None:
-        """Write the whole state, then tombstone the records it supersedes."""
-        records = snapshot_records(folder.state)
-        partition = folder.state.partition
-        topic = self.settings.state_topic
-        await self._publish([OutRecord(topic, key, value, partition) for key, value in records])
-        fresh = {key for key, _ in records}
-        stale = folder.live_keys - fresh
-        await self._publish([OutRecord(topic, key, None, partition) for key in sorted(stale)])
-        folder.live_keys = fresh
-        folder.bytes_since_snapshot = 0
-        logger.info(
-            "partition %d: snapshot at offset %d (%d records)",
-            partition,
-            folder.state.applied,
-            len(records),
-        )
+            except KafkaError as error:  # refused before sending (over max_request_size, ...)
+                pending.append(error)
+        results: list[int | KafkaError] = []
+        for item in pending:
+            if isinstance(item, KafkaError):
+                results.append(item)
+                continue
+            try:
+                metadata = await item
+            except KafkaError as error:
+                results.append(error)
+            else:
+                results.append(int(metadata.offset))
+        return results
 
     # ------------------------------------------------------------------ progress
 
     async def heartbeat(self, end_offsets: dict[int, int], checked_ms: int) -> None:
-        """Report progress of owned partitions; it says how complete the view is as of now."""
+        """Publish what waits in outboxes, then report progress of owned partitions."""
         self._ends = _Ends(dict(end_offsets), checked_ms)
-        if self.writer.has_pending:
-            if not await self.writer.flush():
-                return
-            # What failed to reach Redis is there now; only then may progress claim it.
-            self._published.update(
-                (p, published) for p, published in self._unflushed.items() if p in self._states
-            )
-            self._unflushed.clear()
-        lines = {
-            partition: Progress(
-                published.applied,
-                max(end_offsets.get(partition, 0), published.applied + 1),
-                published.watermark_ms,
-                checked_ms,
-            )
-            for partition, published in self._published.items()
-            if partition in self._states
-        }
+        async with self._lock:
+            for owned in list(self._owned.values()):
+                if len(owned.outbox):
+                    await self._flush(owned, None)
+                await self._seed(owned)
+        if self.writer.has_pending and not await self.writer.flush():
+            return
+        lines = self._progress_of(self._owned.values())
         if lines:
             await self.writer.write((), lines)
 

@@ -13,10 +13,15 @@ __all__ = ("replay",)
 
 
 async def replay(
-    settings: Settings, topic: str, partitions: Sequence[int], max_records: int = 20_000
+    settings: Settings,
+    topic: str,
+    partitions: Sequence[int],
+    max_records: int = 20_000,
+    start: int | None = None,
 ) -> AsyncIterator[list[Any]]:
-    """Yield batches of records of ``partitions`` from offset 0 up to the end seen at the start.
+    """Yield batches of records of ``partitions`` up to the end seen at the start.
 
+    Reading begins at ``start`` (an offset, for every partition; default the beginning).
     Records appended after the start are not waited for; each partition's records come in
     offset order.
     """
@@ -38,8 +43,9 @@ async def replay(
         starts = await consumer.beginning_offsets(tps)
         remaining = set()
         for tp in tps:
-            consumer.seek(tp, starts[tp])
-            if starts[tp] < ends[tp]:
+            first = starts[tp] if start is None else max(start, starts[tp])
+            consumer.seek(tp, first)
+            if first < ends[tp]:
                 remaining.add(tp)
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=max_records)

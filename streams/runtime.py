@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
@@ -20,7 +19,9 @@ from streams.deliverer import Deliverer
 from streams.partitioner import account_partition
 from streams.processor import Processor, now_ms
 from streams.viewkeeper import ViewKeeper
-from view.keys import PROGRESS, as_text
+from view.connection import Client, connect
+from view.keys import ViewKeys, as_text
+from view.reader import ViewNotReady, ViewReader
 from view.writer import ViewWriter
 
 __all__ = ("WorkerRuntime",)
@@ -33,10 +34,11 @@ class WorkerRuntime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.redis: aioredis.Redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=5, socket_connect_timeout=2
-        )
-        self.writer = ViewWriter(self.redis)
+        self.redis: Client = connect(settings.redis_url, settings.redis_cluster_nodes)
+        keys = ViewKeys(settings.view_prefix)
+        self.writer = ViewWriter(self.redis, keys)
+        # Reads of the view's history, for period totals longer than the state (no cache).
+        self._history_reader = ViewReader(self.redis, keys, settings.partitions, cache_bytes=0)
         self.keeper = ViewKeeper(settings, self.redis, self.writer)
         self._producer: AIOKafkaProducer | None = None
         self._processor: Processor | None = None
@@ -60,7 +62,7 @@ class WorkerRuntime:
                 linger_ms=2,
                 max_batch_size=512 * 1024,
                 max_request_size=8 * 1024 * 1024,
-                request_timeout_ms=30_000,
+                request_timeout_ms=int(self.settings.kafka_request_timeout_seconds * 1000),
             )
             await self._producer.start()
             self._offsets = AIOKafkaConsumer(
@@ -78,8 +80,9 @@ class WorkerRuntime:
                 self._producer,
                 self.writer,
                 lambda account: account_partition(account, partitions),
-                self._view_applied,
+                self._view_progress,
                 self.accounts.terms_for,
+                self._history,
             )
             self.deliverer = Deliverer(self.settings, self.accounts, self.writer)
             await self.deliverer.start()
@@ -105,6 +108,8 @@ class WorkerRuntime:
             await self.accounts.stop()
         if self._offsets is not None:
             await self._offsets.stop()
+        if self._processor is not None:
+            await self._processor.close()
         if self._producer is not None:
             await self._producer.stop()
         await self.redis.aclose()
@@ -116,12 +121,22 @@ class WorkerRuntime:
             raise RuntimeError("worker runtime not started")
         return self._processor
 
-    async def _view_applied(self, partition: int) -> int | None:
+    async def _view_progress(self, partition: int) -> Progress | None:
         try:
-            line = await self.redis.hget(PROGRESS, str(partition))
+            line = await self.redis.hget(self.writer.keys.progress, str(partition))
         except RedisError:
             return None
-        return None if line is None else Progress.decode(as_text(line)).applied
+        return None if line is None else Progress.decode(as_text(line))
+
+    async def _history(self, account_id: str, start_ms: int, end_ms: int) -> int | None:
+        """An account's micro-credits in a range, from the view (None: not complete now)."""
+        if self.writer.has_pending:
+            return None  # what this worker wrote may not all be in Redis yet
+        try:
+            usage = await self._history_reader.usage(account_id, [start_ms, end_ms])
+        except (ViewNotReady, RedisError):
+            return None
+        return sum(days.between(start_ms, end_ms)[2] for days in usage.apps.values())
 
     async def _heartbeat(self) -> None:
         owned = sorted(self.processor.owned)

@@ -9,11 +9,18 @@ from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from config.settings import Settings
 
-__all__ = ("TopicSpec", "ensure_topics", "partitions_of", "topic_specs")
+__all__ = (
+    "Replication",
+    "TopicSpec",
+    "ensure_topics",
+    "partitions_of",
+    "replication",
+    "topic_specs",
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +34,31 @@ class TopicSpec:
     name: str
     partitions: int
     config: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Replication:
+    """Replicas per partition, and how many must hold a write before acks=all confirms it."""
+
+    factor: int
+    min_insync: int
+
+
+def replication(settings: Settings, broker_default: int, live_brokers: int) -> Replication:
+    """The replication of new topics: the settings, else what the cluster asks for and allows.
+
+    The brokers' ``default.replication.factor`` is the operator's intent, so a broker that is
+    down when topics are created makes the creation fail rather than leave a topic with fewer
+    replicas for good; the live brokers (capped at 3) lift a default of 1 on a cluster.
+    """
+    factor = settings.replication_factor or max(broker_default, min(3, live_brokers))
+    min_insync = settings.min_insync_replicas or (2 if factor >= 3 else 1)
+    if min_insync > factor:
+        raise ValueError(
+            f"min.insync.replicas {min_insync} exceeds the replication factor {factor}: "
+            "no acks=all write could succeed"
+        )
+    return Replication(factor, min_insync)
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -45,7 +77,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             {
                 "message.timestamp.type": "LogAppendTime",
                 "retention.ms": str(_YEAR_MS),
-                "max.message.bytes": str(2 * 1024 * 1024),
+                "max.message.bytes": str(settings.dlq_max_record_bytes),
             },
         ),
         # Absolute bucket values: compaction keeps the latest value of every bucket forever.
@@ -65,7 +97,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             settings.partitions,
             {
                 "cleanup.policy": "compact",
-                "segment.ms": "3600000",
+                # Small segments: the cleaner compacts only closed ones, and a restore reads
+                # whatever is not compacted yet (every version of a busy day).
+                "segment.ms": "600000",
+                "segment.bytes": str(64 * 1024 * 1024),
                 "min.cleanable.dirty.ratio": "0.1",
                 "max.message.bytes": str(8 * 1024 * 1024),
             },
@@ -82,21 +117,7 @@ async def ensure_topics(settings: Settings) -> None:
         existing = set(await admin.list_topics())
         missing = [spec for spec in specs if spec.name not in existing]
         if missing:
-            try:
-                await admin.create_topics(
-                    [
-                        NewTopic(
-                            spec.name,
-                            spec.partitions,
-                            settings.replication_factor,
-                            topic_configs=spec.config,
-                        )
-                        for spec in missing
-                    ]
-                )
-            except TopicAlreadyExistsError:
-                logger.debug("topics created concurrently by another process")
-            logger.info("created topics %s", [spec.name for spec in missing])
+            await _create(admin, missing, await _replication(admin, settings))
         counts = await _partition_counts(admin, [settings.calls_topic, settings.state_topic])
         if counts.get(settings.calls_topic) != counts.get(settings.state_topic):
             raise RuntimeError(
@@ -108,7 +129,9 @@ async def ensure_topics(settings: Settings) -> None:
                 f"{settings.calls_topic} has {counts.get(settings.calls_topic)} partitions but "
                 f"CREDITFLOW_PARTITIONS is {settings.partitions}; they must agree"
             )
-        stamp = await _topic_config(admin, settings.calls_topic, "message.timestamp.type")
+        stamp = await _config(
+            admin, ConfigResourceType.TOPIC, settings.calls_topic, "message.timestamp.type"
+        )
         if stamp != "LogAppendTime":
             # With producer timestamps, one clock running ahead would move the watermark and
             # send everything after it to the DLQ as too late; replays would not be deterministic.
@@ -117,12 +140,66 @@ async def ensure_topics(settings: Settings) -> None:
                 "LogAppendTime (kafka-configs --alter --add-config "
                 "message.timestamp.type=LogAppendTime)"
             )
+        limit = await _config(
+            admin, ConfigResourceType.TOPIC, settings.dlq_topic, "max.message.bytes"
+        )
+        if limit is not None and int(limit) < settings.dlq_max_record_bytes:
+            # A dead letter the broker refuses would also break the producer's idempotent
+            # sequence on that partition: refuse to start rather than stall later.
+            wanted = settings.dlq_max_record_bytes
+            raise RuntimeError(
+                f"{settings.dlq_topic} takes records of at most {limit} bytes but "
+                f"CREDITFLOW_DLQ_MAX_RECORD_BYTES is {wanted} "
+                f"(kafka-configs --alter --add-config max.message.bytes={wanted})"
+            )
     finally:
         await admin.close()
 
 
-async def _topic_config(admin: AIOKafkaAdminClient, topic: str, name: str) -> str | None:
-    resource = ConfigResource(ConfigResourceType.TOPIC, topic, {name: None})
+async def _replication(admin: AIOKafkaAdminClient, settings: Settings) -> Replication:
+    brokers = (await admin.describe_cluster())["brokers"]
+    broker = str(brokers[0]["node_id"])
+    default = await _config(admin, ConfigResourceType.BROKER, broker, "default.replication.factor")
+    return replication(settings, int(default or 1), len(brokers))
+
+
+async def _create(
+    admin: AIOKafkaAdminClient, specs: list[TopicSpec], replicas: Replication
+) -> None:
+    """Create topics; one that another process created meanwhile is fine, any other error not."""
+    response = await admin.create_topics(
+        [
+            NewTopic(
+                spec.name,
+                spec.partitions,
+                replicas.factor,
+                topic_configs={**spec.config, "min.insync.replicas": str(replicas.min_insync)},
+            )
+            for spec in specs
+        ]
+    )
+    failed = {
+        topic: f"{for_code(code).__name__}: {rest[0] if rest else ''}"[:300]
+        for topic, code, *rest in response.topic_errors
+        if code and for_code(code) is not TopicAlreadyExistsError
+    }
+    if failed:
+        raise RuntimeError(
+            f"could not create topics with {replicas.factor} replicas "
+            f"(min.insync.replicas={replicas.min_insync}): {failed}"
+        )
+    logger.info(
+        "created topics %s with %d replicas, min.insync.replicas=%d",
+        [spec.name for spec in specs],
+        replicas.factor,
+        replicas.min_insync,
+    )
+
+
+async def _config(
+    admin: AIOKafkaAdminClient, kind: ConfigResourceType, resource_name: str, name: str
+) -> str | None:
+    resource = ConfigResource(kind, resource_name, {name: None})
     (response,) = await admin.describe_configs([resource])
     for entry in response.to_object()["resources"][0]["config_entries"]:
         if entry["config_names"] == name:

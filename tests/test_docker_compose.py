@@ -7,8 +7,10 @@ Docker is not needed: the files are parsed and checked against ``config.settings
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,10 +19,12 @@ import pytest
 import yaml
 
 from cli.main import _parser
-from config.settings import DEV_ADMIN_TOKEN, Settings
+from config.settings import AdminTokenError, Settings
+from streams.topics import Replication, replication
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+CLUSTER_FILE = ROOT / "docker-compose.cluster.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 STACK_SCRIPT = ROOT / "scripts" / "stack"
@@ -36,18 +40,25 @@ STACK_LOCATION_KEYS = {
     "listener.security.protocol.map",
     "inter.broker.listener.name",
     "controller.quorum.bootstrap.servers",
+    "controller.quorum.voters",
     "log.dirs",
 }
 
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?])?(?P<default>[^}]*)\}")
+# What a user must export before `docker compose up` (variables written ${NAME:?message}).
+REQUIRED = {"CREDITFLOW_ADMIN_TOKEN": "a-long-random-compose-admin-secret"}
 
 
 # ------------------------------------------------------------------------------------ helpers
-def _interpolate(value: object) -> str:
-    """A compose value as Compose resolves it with none of its variables set."""
+def _interpolate(value: object, given: dict[str, str] = REQUIRED) -> str:
+    """A compose value as Compose resolves it with only the ``given`` variables set."""
     text = str(value).lower() if isinstance(value, bool) else str(value)
 
     def default(match: re.Match[str]) -> str:
+        if match["op"] in (":?", "?"):
+            if match["name"] not in given:
+                raise AssertionError(f"compose refuses to start: {match['default']}")
+            return given[match["name"]]
         assert match["op"] in (":-", "-"), f"{match[0]!r} has no default value"
         return match["default"]
 
@@ -172,11 +183,14 @@ def _settings_for(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> S
     return Settings()
 
 
-def _stack_server_properties() -> dict[str, str]:
-    script = STACK_SCRIPT.read_text(encoding="utf-8")
-    match = re.search(r'server\.properties" <<EOF\n(.*?)\nEOF\n', script, re.DOTALL)
-    assert match, "scripts/stack no longer writes server.properties from a heredoc"
-    lines = (line.strip() for line in match[1].splitlines())
+def _stack_server_properties(brokers: int = 1, node: int = 1) -> dict[str, str]:
+    """The server.properties scripts/stack writes for a node (``scripts/stack config``)."""
+    service = "kafka" if brokers == 1 else f"kafka{node}"
+    env = {"PATH": os.environ["PATH"], "KAFKA_BROKERS": str(brokers)}
+    printed = subprocess.run(
+        [str(STACK_SCRIPT), "config", service], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    lines = (line.strip() for line in printed.splitlines())
     pairs = (line.split("=", 1) for line in lines if line and not line.startswith("#"))
     return {key: value for key, value in pairs}
 
@@ -260,14 +274,19 @@ def test_kafka_broker_policy_matches_scripts_stack(services: dict[str, dict[str,
     assert {name: env.get(name) for name in expected} == expected
 
 
-def test_kafka_single_node_settings(services: dict[str, dict[str, Any]]) -> None:
+def test_kafka_single_node_settings(
+    services: dict[str, dict[str, Any]], clean_env: pytest.MonkeyPatch
+) -> None:
     env = _env(services["kafka"])
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
     assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
     assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "1"
     assert env["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
-    assert int(_default("replication_factor")) == 1, "topics need more brokers than compose runs"
+    assert _default("replication_factor") is None, "derived from the brokers, not fixed"
+    topics = replication(Settings(), int(env["KAFKA_DEFAULT_REPLICATION_FACTOR"]), 1)
+    assert topics == Replication(1, 1)
+    assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "1"
 
 
 def test_kafka_keeps_its_log_in_a_volume(
@@ -374,6 +393,16 @@ def test_worker_and_api_agree_on_partitions(
     ).get("CREDITFLOW_PARTITIONS")
 
 
+def test_workers_keep_their_local_state_in_a_volume_of_their_own(
+    services: dict[str, dict[str, Any]], clean_env: pytest.MonkeyPatch
+) -> None:
+    worker = services["worker"]
+    data_dir = str(_settings_for(worker, clean_env).data_dir)
+    # Anonymous (container-scoped), not a named volume: replicas must not share one store.
+    assert data_dir in worker.get("volumes", []), "the worker's data dir is a volume"
+    assert all(":" not in str(volume) for volume in worker.get("volumes", []))
+
+
 def test_worker_command(services: dict[str, dict[str, Any]]) -> None:
     args = _cli(_argv(services["worker"].get("command")))
     assert args.command == "worker"
@@ -391,14 +420,17 @@ def test_api_command_and_port(services: dict[str, dict[str, Any]]) -> None:
     assert published[api_port][1] == api_port
 
 
-def test_api_admin_token_defaults_to_the_dev_token(
+def test_finding_06_compose_api_needs_an_admin_token(
     services: dict[str, dict[str, Any]], clean_env: pytest.MonkeyPatch
 ) -> None:
+    """The API binds 0.0.0.0 in its container: no fallback to the public dev token there."""
     raw = _raw_env(services["api"])["CREDITFLOW_ADMIN_TOKEN"]
-    assert _variables(raw) == {"CREDITFLOW_ADMIN_TOKEN"}, "the token must be overridable"
-    assert _interpolate(raw) == DEV_ADMIN_TOKEN
+    assert _variables(raw) == {"CREDITFLOW_ADMIN_TOKEN"}, "the token must come from the user"
+    with pytest.raises(AssertionError, match="CREDITFLOW_ADMIN_TOKEN"):
+        _interpolate(raw, given={})
     settings = _settings_for(services["api"], clean_env)
-    assert settings.effective_admin_token == DEV_ADMIN_TOKEN
+    host = _cli(_argv(services["api"]["command"])).host
+    assert settings.admin_token_for(host) == REQUIRED["CREDITFLOW_ADMIN_TOKEN"]
     assert "CREDITFLOW_ADMIN_TOKEN" not in _raw_env(services["worker"])
 
 
@@ -442,6 +474,16 @@ def test_dockerfile_runs_as_non_root_and_serves_the_api() -> None:
     assert args.host == "0.0.0.0"  # inside the container
 
 
+def test_finding_06_image_refuses_to_start_without_an_admin_token(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    """DESIGN.md section 5: the Docker image has no admin token unless it is given one."""
+    commands = [rest for keyword, rest in _dockerfile_instructions() if keyword == "CMD"]
+    host = _cli(json.loads(commands[-1])).host
+    with pytest.raises(AdminTokenError, match="CREDITFLOW_ADMIN_TOKEN"):
+        Settings().admin_token_for(host)
+
+
 def test_dockerignore_keeps_local_state_out() -> None:
     ignored = {
         line.strip().rstrip("/")
@@ -449,3 +491,142 @@ def test_dockerignore_keeps_local_state_out() -> None:
         if line.strip() and not line.startswith("#")
     }
     assert {".git", ".local", ".venv"} <= ignored
+
+
+# ------------------------------------------------------------------------------------ cluster
+# docker-compose.cluster.yml, layered on docker-compose.yml as `docker compose -f ... -f ...` does.
+KAFKA_NODES = {"kafka": 1, "kafka2": 2, "kafka3": 3}
+
+
+def _compose_merge(base: Any, override: Any, key: str = "") -> Any:
+    """Compose's merge of an override file: mappings by key, ports appended, volumes by target."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for name, value in override.items():
+            merged[name] = _compose_merge(base[name], value, name) if name in base else value
+        return merged
+    if key == "ports" and isinstance(base, list) and isinstance(override, list):
+        return base + [entry for entry in override if entry not in base]
+    if key == "volumes" and isinstance(base, list) and isinstance(override, list):
+        by_target = {str(entry).split(":")[1]: entry for entry in base}
+        by_target.update({str(entry).split(":")[1]: entry for entry in override})
+        return list(by_target.values())
+    return override
+
+
+@pytest.fixture(scope="module")
+def cluster(compose: dict[str, Any]) -> dict[str, Any]:
+    override = yaml.safe_load(CLUSTER_FILE.read_text(encoding="utf-8"))
+    assert isinstance(override, dict)
+    merged = _compose_merge(compose, override)
+    assert isinstance(merged, dict)
+    return merged
+
+
+@pytest.fixture(scope="module")
+def cluster_services(cluster: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = cluster.get("services")
+    assert isinstance(found, dict)
+    return found
+
+
+def test_cluster_runs_three_kraft_nodes_with_one_static_quorum(
+    cluster_services: dict[str, dict[str, Any]],
+) -> None:
+    envs = {name: _env(cluster_services[name]) for name in KAFKA_NODES}
+    assert {env["KAFKA_NODE_ID"] for env in envs.values()} == {"1", "2", "3"}
+    assert len({env["CLUSTER_ID"] for env in envs.values()}) == 1
+    assert len({env["KAFKA_CONTROLLER_QUORUM_VOTERS"] for env in envs.values()}) == 1
+    voters = dict(
+        voter.split("@") for voter in envs["kafka"]["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")
+    )
+    assert set(voters) == {"1", "2", "3"}
+    for name, env in envs.items():
+        service = cluster_services[name]
+        assert re.fullmatch(r"apache/kafka:4\.\d+(\.\d+)?", service.get("image", ""))
+        assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+        assert "KAFKA_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS" not in env
+        listeners = _listeners(env["KAFKA_LISTENERS"])
+        host, port = _host_port(voters[env["KAFKA_NODE_ID"]])
+        assert host == service.get("hostname", name)
+        assert port == listeners[env["KAFKA_CONTROLLER_LISTENER_NAMES"]][1]
+
+
+@pytest.mark.parametrize("name", KAFKA_NODES)
+def test_cluster_node_listeners_are_consistent(
+    cluster_services: dict[str, dict[str, Any]], name: str
+) -> None:
+    service = cluster_services[name]
+    env = _env(service)
+    listeners = _listeners(env["KAFKA_LISTENERS"])
+    advertised = _listeners(env["KAFKA_ADVERTISED_LISTENERS"])
+    assert set(advertised) <= set(listeners)
+    assert env["KAFKA_CONTROLLER_LISTENER_NAMES"] not in advertised
+    internal = advertised[env["KAFKA_INTER_BROKER_LISTENER_NAME"]]
+    assert internal[0] == service.get("hostname", name)
+    published = _published(service)
+    for listener, (host, port) in advertised.items():
+        assert listeners[listener][1] == port
+        if host == "127.0.0.1":  # the host's listener must be published on that port
+            assert published.get(port) == ("127.0.0.1", port), f"{name}: {listener}"
+
+
+@pytest.mark.parametrize("name", KAFKA_NODES)
+def test_cluster_broker_policy_matches_scripts_stack(
+    cluster_services: dict[str, dict[str, Any]], name: str
+) -> None:
+    """Each node's policy is what `KAFKA_BROKERS=3 scripts/stack` writes for that node."""
+    env = _env(cluster_services[name])
+    expected = {
+        _kafka_env_name(key): value
+        for key, value in _stack_server_properties(3, KAFKA_NODES[name]).items()
+        if key not in STACK_LOCATION_KEYS
+    }
+    assert expected["KAFKA_MIN_INSYNC_REPLICAS"] == "2"  # the parse found the cluster's file
+    assert {key: env.get(key) for key in expected} == expected
+
+
+def test_cluster_nodes_keep_their_logs_in_volumes_of_their_own(
+    cluster: dict[str, Any], cluster_services: dict[str, dict[str, Any]]
+) -> None:
+    volumes = []
+    for name in KAFKA_NODES:
+        service = cluster_services[name]
+        log_dirs = _env(service)["KAFKA_LOG_DIRS"]
+        mounts = {str(v).split(":")[1]: str(v).split(":")[0] for v in service["volumes"]}
+        assert log_dirs in mounts, name
+        volumes.append(mounts[log_dirs])
+    assert len(set(volumes)) == 3
+    assert set(volumes) <= set(cluster.get("volumes") or {})
+    assert "kafka-data" not in volumes, "node 1 must not start on the single node's data"
+
+
+def test_cluster_topics_get_three_replicas_and_min_isr_two(
+    cluster_services: dict[str, dict[str, Any]], clean_env: pytest.MonkeyPatch
+) -> None:
+    settings = _settings_for(cluster_services["worker"], clean_env)
+    env = _env(cluster_services["kafka"])
+    topics = replication(settings, int(env["KAFKA_DEFAULT_REPLICATION_FACTOR"]), len(KAFKA_NODES))
+    assert topics == Replication(3, 2)
+    assert env["KAFKA_MIN_INSYNC_REPLICAS"] == str(topics.min_insync)
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_cluster_app_uses_every_node_once_all_are_healthy(
+    cluster_services: dict[str, dict[str, Any]], clean_env: pytest.MonkeyPatch, name: str
+) -> None:
+    settings = _settings_for(cluster_services[name], clean_env)
+    internal = set()
+    for node in KAFKA_NODES:
+        env = _env(cluster_services[node])
+        internal.add(
+            _listeners(env["KAFKA_ADVERTISED_LISTENERS"])[env["KAFKA_INTER_BROKER_LISTENER_NAME"]]
+        )
+    servers = settings.kafka_bootstrap_servers.split(",")
+    assert {_host_port(server) for server in servers} == internal
+    assert len(servers) == len(KAFKA_NODES)
+    depends_on = cluster_services[name]["depends_on"]
+    for backing in (*KAFKA_NODES, "redis"):
+        assert depends_on.get(backing, {}).get("condition") == "service_healthy", backing
+    for node in KAFKA_NODES:
+        assert cluster_services[node].get("healthcheck", {}).get("test"), node

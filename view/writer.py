@@ -1,41 +1,56 @@
-"""Writes the serving view: versioned bucket upserts, progress lines and counters.
+"""Writes the serving view: versioned day values, progress lines, counters and documents.
 
-Redis is derived state. When a write fails the changes are kept (coalesced per bucket, absolute
-values) and retried; if Redis loses its data the view keeper rebuilds it from
+Redis is derived state. When a write fails the changes are kept (coalesced per day, absolute
+values, already encoded) and retried; if Redis loses its data the view keeper rebuilds it from
 ``usage.buckets.v1``. Versioned writes make every path idempotent and order-independent.
+
+Each account's days go in one Lua call holding only that account's keys (one cluster slot);
+the calls of many accounts share a non-transactional pipeline. Global keys (accounts, counters,
+progress) are written afterwards by calls of their own, progress last: a progress line never
+claims a day that is not in Redis yet.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from importlib import resources
+from typing import Any, NamedTuple
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from core.days import DayKey, DayUsage
 from core.freshness import Progress
-from view.keys import bucket_field
+from core.usage import month_day
+from view.codec import ViewValueError, encode, narrow
+from view.connection import Client, Script, run_pipeline, script
+from view.keys import ViewKeys, month_id
 
-__all__ = ("BucketWrite", "ViewWriter")
+__all__ = ("ViewWriter",)
 
 logger = logging.getLogger(__name__)
 
-BucketWrite = tuple[str, str, int, int, int, int]
-"""``(account, app, bucket_ms, calls, micro, version)``."""
+_MAX_PENDING = 100_000  # days (encoded, ~0.2-1 KB each)
+_DAYS_PER_CALL = 500
+_DAYS_PER_PIPELINE = 20_000
 
-_UPSERT = resources.files("view").joinpath("upsert.lua").read_text()
-_MAX_PENDING = 500_000
-_CHUNK = 4000
+
+class _Day(NamedTuple):
+    """A day ready for Redis: its version, its buckets, its month-row entry (narrow if it fits)."""
+
+    version: int
+    value: bytes
+    entry: bytes
 
 
 class ViewWriter:
-    """Applies bucket values to Redis; remembers what could not be written yet."""
+    """Applies day values to Redis; remembers what could not be written yet."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: Client, keys: ViewKeys) -> None:
         self._redis = client
-        self._upsert = client.register_script(_UPSERT)
-        self._pending: dict[tuple[str, str], BucketWrite] = {}
+        self.keys = keys
+        self._write_days = script(client, "write_days")
+        self._progress = script(client, "progress")
+        self._pending: dict[DayKey, _Day] = {}
         self._pending_metrics: dict[str, int] = {}
         self._pending_docs: dict[tuple[str, str], bytes] = {}
         self.overflowed = False
@@ -47,42 +62,56 @@ class ViewWriter:
 
     async def write(
         self,
-        buckets: Iterable[BucketWrite],
+        days: Iterable[tuple[DayKey, DayUsage]],
         progress: Mapping[int, Progress] | None = None,
         metrics: Mapping[str, int] | None = None,
         docs: Iterable[tuple[str, str, bytes]] = (),
     ) -> bool:
-        """Write buckets (and progress, counters, documents); False if Redis failed.
+        """Write days (and progress, counters, documents); False if Redis failed.
 
-        ``docs`` are ``(hash key, field, JSON)`` entries such as alerts and delivery statuses;
-        they are idempotent overwrites. Whatever fails stays pending for the next flush.
+        A day whose stored version is newer or equal is left alone. ``docs`` are ``(name
+        below the prefix, field, JSON)`` entries such as alerts and delivery statuses
+        (:func:`view.keys.alerts_key`); they are idempotent overwrites. Whatever fails stays
+        pending for the next flush.
         """
-        for bucket in buckets:
-            self._remember(bucket)
-        for key, name, body in docs:
-            self._pending_docs[(key, name)] = body
+        unwritable = 0
+        for key, usage in days:
+            unwritable += not self._remember(key, usage)
+        for name, field, body in docs:
+            self._pending_docs[(self.keys.name(name), field)] = body
         for name, increment in (metrics or {}).items():
             self._pending_metrics[name] = self._pending_metrics.get(name, 0) + increment
+        if unwritable:
+            self._pending_metrics["view_unwritable_days"] = (
+                self._pending_metrics.get("view_unwritable_days", 0) + unwritable
+            )
         return await self.flush(progress)
 
-    def _remember(self, bucket: BucketWrite) -> None:
-        key = (bucket[0], bucket_field(bucket[1], bucket[2]))
+    def _remember(self, key: DayKey, usage: DayUsage) -> bool:
         known = self._pending.get(key)
-        if known is None or known[5] < bucket[5]:
-            self._pending[key] = bucket
+        if known is not None and known.version >= usage.version:
+            return True
+        try:
+            value, entry = encode(usage)
+        except ViewValueError as error:
+            logger.error("day %s left out of the view: %s", key, error)
+            return False
+        day = _Day(usage.version, value, narrow(entry))
+        self._pending[key] = day
         if len(self._pending) > _MAX_PENDING:
             # Too much to hold: forget it and let the keeper rebuild the view from Kafka.
             self._pending.clear()
             self.overflowed = True
+        return True
 
     async def flush(self, progress: Mapping[int, Progress] | None = None) -> bool:
         """Try to write everything pending; progress goes only with a complete flush."""
         try:
             await self._flush_docs()
-            await self._flush_buckets(progress)
+            await self._flush_days(progress)
         except RedisError as error:
             logger.warning(
-                "view write failed, keeping %d changes pending: %s", len(self._pending), error
+                "view write failed, keeping %d days pending: %s", len(self._pending), error
             )
             return False
         return True
@@ -99,41 +128,69 @@ class ViewWriter:
             if self._pending_docs.get(entry) is body:
                 del self._pending_docs[entry]
 
-    async def _flush_buckets(self, progress: Mapping[int, Progress] | None) -> None:
+    async def _flush_days(self, progress: Mapping[int, Progress] | None) -> None:
         items = list(self._pending.items())
         # Taken before any await: concurrent flushes (batches, heartbeats, the deliverer) must
         # neither send the same increments twice nor drop the ones added meanwhile.
         metrics, self._pending_metrics = self._pending_metrics, {}
         try:
-            for start in range(0, max(len(items), 1), _CHUNK):
-                chunk = items[start : start + _CHUNK]
-                last = start + _CHUNK >= len(items)
-                await self._call(
-                    [bucket for _, bucket in chunk],
-                    progress if last and not self.overflowed else None,
-                    metrics if last else None,
-                )
-                for entry, bucket in chunk:
-                    if self._pending.get(entry) is bucket:
-                        del self._pending[entry]
+            for start in range(0, len(items), _DAYS_PER_PIPELINE):
+                chunk = items[start : start + _DAYS_PER_PIPELINE]
+                await run_pipeline(self._redis, self._calls(chunk))
+                accounts = {key.account_id for key, _ in chunk}
+                await self._redis.sadd(self.keys.accounts, *accounts)
+                for key, day in chunk:
+                    if self._pending.get(key) is day:
+                        del self._pending[key]
+            if metrics:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for name, increment in metrics.items():
+                        pipe.hincrby(self.keys.metrics, name, increment)
+                    await pipe.execute()
         except RedisError:
             for name, increment in metrics.items():
                 self._pending_metrics[name] = self._pending_metrics.get(name, 0) + increment
             raise
+        if progress and not self.overflowed:
+            args: list[Any] = []
+            for partition, line in progress.items():
+                args += [partition, line.encode()]
+            await run_pipeline(self._redis, [(self._progress, [self.keys.progress], args)])
 
-    async def _call(
-        self,
-        buckets: list[BucketWrite],
-        progress: Mapping[int, Progress] | None,
-        metrics: Mapping[str, int] | None,
-    ) -> None:
-        progress = progress or {}
-        metrics = metrics or {}
-        args: list[str | int] = [len(buckets), len(progress), len(metrics)]
-        for partition, line in progress.items():
-            args += [partition, line.encode()]
-        for name, increment in metrics.items():
-            args += [name, increment]
-        for account, app, bucket_ms, calls, micro, version in buckets:
-            args += [account, bucket_field(app, bucket_ms), version, calls, micro]
-        await self._upsert(args=args)
+    def _calls(self, days: list[tuple[DayKey, _Day]]) -> list[tuple[Script, list[str], list[Any]]]:
+        """One ``write_days`` call per account (and per ``_DAYS_PER_CALL`` of its days)."""
+        by_account: dict[str, dict[int, list[tuple[str, int, _Day]]]] = {}
+        for key, day in days:
+            month, day_of_month = month_day(key.day)
+            months = by_account.setdefault(key.account_id, {})
+            months.setdefault(month, []).append((key.app_id, day_of_month, day))
+        calls: list[tuple[Script, list[str], list[Any]]] = []
+        for account, months in by_account.items():
+            keys: list[str] = []
+            args: list[Any] = []
+            held = 0
+            for month, month_days in months.items():
+                for start in range(0, len(month_days), _DAYS_PER_CALL):
+                    part = month_days[start : start + _DAYS_PER_CALL]
+                    if held + len(part) > _DAYS_PER_CALL and keys:
+                        calls.append(self._call(account, keys, args))
+                        keys, args, held = [], [], 0
+                    keys += [
+                        self.keys.day_totals(account, month),
+                        self.keys.day_slots(account, month),
+                    ]
+                    args += [month_id(month), len(part)]
+                    for app, day_of_month, day in part:
+                        args += [app, day_of_month, day.version, day.value, day.entry]
+                    held += len(part)
+            calls.append(self._call(account, keys, args))
+        return calls
+
+    def _call(
+        self, account: str, keys: list[str], args: list[Any]
+    ) -> tuple[Script, list[str], list[Any]]:
+        return (
+            self._write_days,
+            [self.keys.changes(account), *keys],
+            [len(keys) // 2, *args],
+        )

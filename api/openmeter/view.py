@@ -1,7 +1,7 @@
 """The OpenMeter surface's only way into the serving view.
 
 Meter queries are answered by creditflow's own usage computation, account by account, and
-nothing else here knows how the view stores buckets: when the view reader or the usage
+nothing else here knows how the view stores usage: when the view reader or the usage
 computation changes, this module is the one to follow.
 """
 
@@ -10,53 +10,55 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from redis.exceptions import RedisError
 
 from api.errors import ApiError
-from api.routes.usage import freshness_fields, read_account
+from api.routes.usage import freshness_fields, parse_query, read_usage, render_answer
 from api.services import Services
-from core.buckets import BUCKET_MS
-from core.usage import QueryError, compute_usage, parse_usage_query
-from view.keys import ACCOUNTS, as_text
+from core.usage import query_edges
+from view.keys import as_text
+from view.reader import ViewNotReady
 
 __all__ = ("accounts_with_usage", "extent_of", "usage_of")
 
 
+def _unavailable() -> ApiError:
+    return ApiError(503, "view_unavailable", "Redis is unreachable", {"Retry-After": "2"})
+
+
 async def usage_of(svc: Services, account: str, params: Mapping[str, str]) -> dict[str, Any]:
-    """The account's ``GET /v1/accounts/{account}/usage`` answer for ``params``, as a dict."""
-    view = await read_account(svc, account, max_age=0.02)
-    try:
-        query = parse_usage_query(
-            account,
-            params["from"],
-            params["to"],
-            params["tz"],
-            params["window"],
-            params["group_by"],
-            "UTC",
-        )
-    except QueryError as error:
-        raise ApiError(400, "invalid_query", str(error)) from None
-    answer = compute_usage(query, view.apps)
-    answer.update(freshness_fields(view))
+    """The account's ``GET /v1/accounts/{account}/usage`` answer for ``params``, as a dict.
+
+    The same parsing, limits, view read, computation and answer cache as the ``/v1`` route.
+    """
+    start, end, tz = params["from"], params["to"], params["tz"]
+    window, group_by = params["window"], params["group_by"]
+    query = parse_query(account, start, end, tz, window, group_by, "UTC")
+    view = await read_usage(svc, account, query_edges(query))
+    key = (account, view.epoch, view.seq, start, end, tz, window, group_by, "UTC")
+    body = svc.answers.get(key)
+    if body is None:
+        body = await render_answer(svc, key, query, view.apps)
+    answer: dict[str, Any] = orjson.loads(body)
+    answer.update(freshness_fields(view.freshness))
     return answer
 
 
 async def extent_of(svc: Services, account: str) -> tuple[int, int] | None:
     """``(first bucket start, last bucket end)`` of the account's usage, None without any."""
-    view = await read_account(svc, account, max_age=0.02)
-    starts = [series.starts for series in view.apps.values() if series.starts]
-    if not starts:
-        return None
-    return min(s[0] for s in starts), max(s[-1] for s in starts) + BUCKET_MS
+    try:
+        return await svc.reader.extent(account)
+    except ViewNotReady as error:
+        raise ApiError(503, "view_rebuilding", str(error), {"Retry-After": "2"}) from None
+    except RedisError:
+        raise _unavailable() from None
 
 
 async def accounts_with_usage(svc: Services) -> list[str]:
     """Every account with usage in the view, sorted."""
     try:
-        members = await svc.redis.smembers(ACCOUNTS)
+        members = await svc.redis.smembers(svc.reader.keys.accounts)
     except RedisError:
-        raise ApiError(
-            503, "view_unavailable", "Redis is unreachable", {"Retry-After": "2"}
-        ) from None
+        raise _unavailable() from None
     return sorted(as_text(member) for member in members)

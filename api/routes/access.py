@@ -1,14 +1,17 @@
 """``GET /v1/accounts/{account}/access``: may the account keep calling? Cheap enough per request.
 
-The answer comes from the serving view and the contract already in memory: one Redis round
-trip at most (shared by requests 20 ms apart), no framework on the hot path
-(:class:`AccessFastPath`). ``/access/stream`` pushes the answer again whenever ``has_access``
-flips, so a gateway can cache the decision and still stop within moments of the allotment.
+The answer comes from the serving view and the contract already in memory: one Redis call
+(the period's two edges; month rows already cached are not sent again), no framework on the
+hot path (:class:`AccessFastPath`). ``/access/stream`` pushes the answer again whenever
+``has_access`` flips, so a gateway can cache the decision and still stop within moments of the
+allotment; its streams count against the same per-token and per-process limits as usage
+streams, and each poll reads the account's version once however many streams follow it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,24 +20,30 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
+from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.auth import Authenticated, TokenStore
+from api.auth import Authenticated, TokenStore, authorization_header
 from api.errors import ApiError
 from api.responses import JSON
 from api.routes.billing import used_between
-from api.routes.usage import check_account, freshness_fields, read_account
+from api.routes.stream import SlotResponse, shared_version
+from api.routes.usage import check_account, freshness_fields, read_usage
 from api.services import Services, services
 from core.access import Access, decide
 from core.billing import Period, Terms, period_at
 from core.buckets import BUCKET_MS
 from core.money import format_micro
+from view.reader import ViewNotReady
 
 __all__ = ("AccessFastPath", "Standing", "access_body", "router", "standing_of")
 
 router = APIRouter()
 
+logger = logging.getLogger(__name__)
+
 _PREFIX, _SUFFIX = "/v1/accounts/", "/access"
+_POLL_SECONDS = 0.2
 _KEEPALIVE_SECONDS = 15.0
 
 
@@ -47,9 +56,7 @@ class Standing:
     as_of: str | None
 
 
-async def standing_of(
-    svc: Services, account: str, at_ms: int | None = None, max_age: float = 0.02
-) -> Standing:
+async def standing_of(svc: Services, account: str, at_ms: int | None = None) -> Standing:
     """The account's standing in the period holding ``at_ms`` (default now).
 
     "Used" is the billing page's own computation (:func:`api.routes.billing.used_between`);
@@ -67,10 +74,10 @@ async def standing_of(
     if period is None:
         raise ApiError(404, "no_period", f"no billing period of {account!r} covers that instant")
     end = period.end_ms if instant >= now else min(period.end_ms, instant - instant % BUCKET_MS)
-    view = await read_account(svc, account, max_age)
+    view = await read_usage(svc, account, (period.start_ms, end))
     used = used_between(view, period.start_ms, end)
     access = decide(used, terms.allotment_micro, contract.hard_limit)
-    return Standing(access, period, freshness_fields(view)["as_of"])
+    return Standing(access, period, freshness_fields(view.freshness)["as_of"])
 
 
 _periods: dict[str, tuple[Terms, Period]] = {}
@@ -123,6 +130,7 @@ async def get_access(
     "/v1/accounts/{account}/access/stream",
     response_class=StreamingResponse,
     summary="Server-Sent Events: the access answer on connect and whenever has_access flips",
+    responses={429: {"description": "too many open streams for this token or server"}},
 )
 async def stream_access(
     request: Request,
@@ -133,29 +141,47 @@ async def stream_access(
     """``event: access`` on connect and on every flip; a comment line keeps idle streams open."""
     check_account(account, principal)
     first = await standing_of(svc, account)
-
-    async def events() -> AsyncIterator[bytes]:
-        yield _sse(access_body(first))
-        last, quiet_since = first.access.has_access, time.monotonic()
-        while not await request.is_disconnected():
-            await asyncio.sleep(0.2)
-            try:
-                standing = await standing_of(svc, account, max_age=0.0)
-            except ApiError:
-                continue  # keep the last decision; the client sees no flip until we know
-            if standing.access.has_access != last:
-                last = standing.access.has_access
-                quiet_since = time.monotonic()
-                yield _sse(access_body(standing))
-            elif time.monotonic() - quiet_since >= _KEEPALIVE_SECONDS:
-                quiet_since = time.monotonic()
-                yield b": keep-alive\n\n"
-
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    refusal = svc.streams.acquire(principal.name)
+    if refusal is not None:
+        raise ApiError(429, "too_many_streams", refusal, {"Retry-After": "5"})
+    return SlotResponse(
+        _flips(request, svc, account, first), lambda: svc.streams.release(principal.name)
     )
+
+
+async def _flips(
+    request: Request, svc: Services, account: str, first: Standing
+) -> AsyncIterator[bytes]:
+    """The first answer, then one per flip of ``has_access``.
+
+    The decision is computed again only when it can have changed: the account's usage moved
+    (its view version, one read per poll shared by every stream of the account), its contract
+    changed, or the period ended.
+    """
+    yield _sse(access_body(first))
+    last = first
+    seen: tuple[object, ...] | None = None
+    quiet_since = time.monotonic()
+    while not await request.is_disconnected():
+        await asyncio.sleep(_POLL_SECONDS)
+        try:
+            terms = (await svc.accounts()).terms_for(account)
+            version = await shared_version(svc, account)
+            now = time.time_ns() // 1_000_000
+            state = (version, terms, last.period.contains(now))
+            if state != seen:
+                standing = await standing_of(svc, account)
+                seen = state
+                if standing.access.has_access != last.access.has_access:
+                    quiet_since = time.monotonic()
+                    yield _sse(access_body(standing))
+                last = standing
+        except (ApiError, ViewNotReady, RedisError) as error:
+            # Keep the last decision: the client sees no flip until it is known.
+            logger.debug("access stream of %s: %s", account, error)
+        if time.monotonic() - quiet_since >= _KEEPALIVE_SECONDS:
+            quiet_since = time.monotonic()
+            yield b": keep-alive\n\n"
 
 
 def _sse(body: dict[str, Any]) -> bytes:
@@ -196,9 +222,7 @@ class AccessFastPath:
         account = path[len(_PREFIX) : -len(_SUFFIX)]
         if "/" in account:
             return None
-        header = next((v for k, v in scope["headers"] if k == b"authorization"), b"").decode()
-        scheme, _, secret = header.partition(" ")
-        principal = self.tokens.principal(secret.strip()) if scheme.lower() == "bearer" else None
+        principal = self.tokens.principal_of(authorization_header(scope["headers"]))
         if principal is None:
             return None
         try:

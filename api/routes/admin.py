@@ -2,7 +2,8 @@
 
 Changes are published to the config topic; every worker and API process picks them up within
 a fraction of a second, without a restart. The answer comes once this process has seen the
-change, so a following read reflects it.
+change, so a following read reflects it. Bodies are read exactly: a JSON-number rate becomes a
+Decimal from its literal text, never a float.
 """
 
 from __future__ import annotations
@@ -10,19 +11,36 @@ from __future__ import annotations
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 
 from api.auth import Authenticated, Principal
+from api.bodies import read_json
 from api.errors import ApiError
 from api.responses import JSON
 from api.routes.usage import check_account
 from api.services import Services, services
+from config.contracts import Contract
 from streams.accounts import Endpoint, Webhooks, contract_key, publish_config, webhooks_key
+from streams.targets import TargetPolicy
 
 __all__ = ("router",)
 
 router = APIRouter()
+
+# Admin bodies are small documents (a contract, at most ten endpoints).
+_ADMIN_BODY_BYTES = 64 * 1024
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+async def _object_body(request: Request) -> dict[str, Any]:
+    body = await read_json(request, _ADMIN_BODY_BYTES)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request", "the body must be a JSON object")
+    return body
 
 
 def _admin(account: str, principal: Principal) -> None:
@@ -53,16 +71,20 @@ async def get_contract(
 
 
 @router.put(
-    "/v1/accounts/{account}/contract", response_class=JSON, summary="Create or replace a contract"
+    "/v1/accounts/{account}/contract",
+    response_class=JSON,
+    summary="Create or replace a contract",
+    openapi_extra=_json_body(Contract.model_json_schema()),
 )
 async def put_contract(
     account: str,
+    request: Request,
     principal: Authenticated,
     svc: Annotated[Services, Depends(services)],
-    body: Annotated[dict[str, Any], Body()],
 ) -> JSON:
-    """Validate (plan maximum, positive rate, known currency and zone) and publish a new version."""
+    """Validate (plan maximum, bounded rate, known currency and zone); publish a new version."""
     _admin(account, principal)
+    body = await _object_body(request)
     accounts = await svc.accounts()
     body.pop("version", None)
     try:
@@ -93,16 +115,25 @@ async def get_webhooks(
 
 
 @router.put(
-    "/v1/accounts/{account}/webhooks", response_class=JSON, summary="Replace webhook endpoints"
+    "/v1/accounts/{account}/webhooks",
+    response_class=JSON,
+    summary="Replace webhook endpoints",
+    openapi_extra=_json_body(Webhooks.model_json_schema()),
 )
 async def put_webhooks(
     account: str,
+    request: Request,
     principal: Authenticated,
     svc: Annotated[Services, Depends(services)],
-    body: Annotated[dict[str, Any], Body()],
 ) -> JSON:
-    """Set the endpoints; a missing secret is generated and returned once, here."""
+    """Set the endpoints; a missing secret is generated and returned once, here.
+
+    An endpoint whose host is (or resolves only to) a private, loopback or link-local address
+    is refused unless ``CREDITFLOW_WEBHOOK_ALLOWED_NETWORKS`` allows it; deliveries check the
+    addresses again when they connect.
+    """
     _admin(account, principal)
+    body = await _object_body(request)
     accounts = await svc.accounts()
     raw = body.get("endpoints")
     if not isinstance(raw, list):
@@ -114,6 +145,11 @@ async def put_webhooks(
         hooks = Webhooks(endpoints=endpoints)
     except (ValidationError, TypeError) as error:
         raise ApiError(400, "invalid_webhooks", str(error)) from None
+    policy = TargetPolicy(svc.settings.webhook_networks)
+    for endpoint in endpoints:
+        refusal = await policy.resolved_refusal(endpoint.url)
+        if refusal is not None:
+            raise ApiError(400, "invalid_webhooks", f"endpoint {endpoint.id}: {refusal}")
     await publish_config(svc.settings, [(webhooks_key(account), hooks.model_dump_json().encode())])
     await accounts.wait_until(lambda: accounts.webhooks.get(account) == hooks)
     return JSON({"account_id": account, **hooks.model_dump(mode="json")})

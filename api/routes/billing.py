@@ -8,24 +8,50 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from redis.exceptions import RedisError
 
-from api.auth import Authenticated
+from api.auth import Authenticated, Principal
 from api.errors import ApiError
 from api.responses import JSON
-from api.routes.usage import check_account, freshness_fields, read_account
+from api.routes.usage import check_account, freshness_fields, read_usage
 from api.services import Services, services
 from core.billing import Period, bill, period_at, previous_period
 from core.localtime import iso_local, parse_bound
-from view.reader import AccountView
+from view.reader import AccountUsage
 
-__all__ = ("router", "used_between")
+__all__ = ("router", "used_between", "visible_alerts")
 
 router = APIRouter()
 
+# What a delivery status shows a non-admin token: whether and when the alert was delivered.
+# The endpoint URL (which may carry a secret) and connection errors (a port-scan oracle) are
+# for the admin, who configures the endpoints.
+_ADMIN_ONLY_DELIVERY_FIELDS = ("url", "last_error")
 
-def used_between(view: AccountView, start_ms: int, end_ms: int) -> int:
+
+def visible_alerts(alerts: list[dict[str, Any]], principal: Principal) -> list[dict[str, Any]]:
+    """The alerts with their delivery statuses as ``principal`` may see them."""
+    if principal.is_admin:
+        return alerts
+    shown = []
+    for alert in alerts:
+        deliveries = [
+            {
+                **{k: v for k, v in delivery.items() if k not in _ADMIN_ONLY_DELIVERY_FIELDS},
+                "history": [
+                    {k: v for k, v in attempt.items() if k != "error"}
+                    for attempt in delivery.get("history") or []
+                ],
+            }
+            for delivery in alert.get("deliveries") or []
+        ]
+        shown.append({**alert, "deliveries": deliveries})
+    return shown
+
+
+def used_between(view: AccountUsage, start_ms: int, end_ms: int) -> int:
     """Micro-credits the account used in ``[start_ms, end_ms)``: the one billing computation.
 
-    The billing page and the access check both count "used this period" through here.
+    The billing page and the access check both count "used this period" through here; ``view``
+    must have been read with both instants among its edges.
     """
     return sum(app.between(start_ms, end_ms)[2] for app in view.apps.values())
 
@@ -72,12 +98,12 @@ async def get_billing(
         chosen = previous_period(terms, chosen)
     if chosen is None:
         raise ApiError(404, "no_period", f"no billing period of {account!r} covers that date")
-    view = await read_account(svc, account)
+    view = await read_usage(svc, account, [chosen.start_ms, chosen.end_ms])
     used = used_between(view, chosen.start_ms, chosen.end_ms)
     try:
         alerts = [
             alert
-            for alert in await svc.reader.alerts(account)
+            for alert in visible_alerts(await svc.reader.alerts(account), principal)
             if alert["period"]["start"] == chosen.start_date.isoformat()
         ]
     except RedisError:
@@ -99,7 +125,7 @@ async def get_billing(
         "alert_thresholds": list(terms.thresholds),
         "alerts": alerts,
     }
-    body.update(freshness_fields(view))
+    body.update(freshness_fields(view.freshness))
     return JSON(body)
 
 
@@ -111,10 +137,13 @@ async def get_billing(
 async def get_alerts(
     account: str, principal: Authenticated, svc: Annotated[Services, Depends(services)]
 ) -> JSON:
-    """Every fired alert (newest first) and, per endpoint, its delivery log."""
+    """Every fired alert (newest first) and, per endpoint, its delivery log.
+
+    The endpoint URL and connection errors are shown to the admin token only.
+    """
     check_account(account, principal)
     try:
         alerts = await svc.reader.alerts(account)
     except RedisError:
         raise ApiError(503, "view_unavailable", "Redis is unreachable") from None
-    return JSON({"account_id": account, "alerts": alerts})
+    return JSON({"account_id": account, "alerts": visible_alerts(alerts, principal)})

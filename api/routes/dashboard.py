@@ -24,7 +24,7 @@ from api.errors import ApiError
 from api.responses import JSON
 from api.services import Services, services
 from core.events import ID_PATTERN
-from view.keys import ACCOUNTS, as_text
+from view.keys import as_text
 
 __all__ = ("STATIC_DIR", "readable_accounts", "router")
 
@@ -108,7 +108,9 @@ async def list_accounts(
     if not principal.is_admin:
         raise ApiError(403, "forbidden", "listing accounts needs the admin token")
     try:
-        with_usage = {as_text(member) for member in await svc.redis.smembers(ACCOUNTS)}
+        with_usage = {
+            as_text(member) for member in await svc.redis.smembers(svc.reader.keys.accounts)
+        }
     except RedisError:
         raise ApiError(
             503, "view_unavailable", "Redis is unreachable", {"Retry-After": "2"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Annotated, Any
 
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from api.auth import Authenticated
+from api.bodies import read_body
 from api.errors import ApiError
 from api.responses import JSON
 from api.services import Services, services
@@ -22,7 +24,8 @@ __all__ = ("publish_events", "router")
 
 router = APIRouter()
 
-_MAX_BODY = 4 * 1024 * 1024
+logger = logging.getLogger(__name__)
+
 _RECORD_BYTES = 512 * 1024
 
 
@@ -90,10 +93,8 @@ async def post_events(
     request: Request, principal: Authenticated, svc: Annotated[Services, Depends(services)]
 ) -> JSON:
     """Accept valid events (each judged on its own); 202 once Kafka has them."""
-    body = await request.body()
-    if len(body) > _MAX_BODY:
-        raise ApiError(413, "body_too_large", f"request body is over {_MAX_BODY} bytes")
-    decoded = decode_body(body, _MAX_BODY)
+    limit = svc.settings.max_request_bytes
+    decoded = decode_body(await read_body(request, limit), limit)
     if isinstance(decoded, Rejection):
         raise ApiError(400, decoded.reason.value, decoded.detail)
     limits = svc.settings.limits
@@ -134,10 +135,11 @@ async def _publish(svc: Services, records: list[tuple[str, bytes]]) -> None:
         ]
         await asyncio.gather(*futures)
     except KafkaError as error:
+        logger.warning("events could not be stored in Kafka: %s", error)
         raise ApiError(
             503,
             "kafka_unavailable",
-            f"events could not be stored ({error}); retry the request: "
+            "Kafka is unreachable: events could not be stored; retry the request: "
             "events already stored are deduplicated by event_id",
             {"Retry-After": "1"},
         ) from None

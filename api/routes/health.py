@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Annotated
 
@@ -13,15 +14,17 @@ from api.responses import JSON
 from api.services import Services, services
 from core.buckets import iso_utc
 from core.freshness import Progress, freshness
-from view.keys import EPOCH, METRICS, PROGRESS, as_text
+from view.keys import as_text
 
 __all__ = ("router",)
 
 router = APIRouter()
 
+logger = logging.getLogger(__name__)
+
 
 async def _progress(svc: Services) -> dict[int, Progress]:
-    lines = await svc.redis.hgetall(PROGRESS)
+    lines = await svc.redis.hgetall(svc.reader.keys.progress)
     return {int(p): Progress.decode(as_text(line)) for p, line in lines.items()}
 
 
@@ -30,13 +33,15 @@ async def healthz(svc: Annotated[Services, Depends(services)]) -> JSON:
     """200 when the API can answer (Redis up, view complete); 503 otherwise, with the reason.
 
     ``status`` is ``degraded`` while some input partition has no worker reporting progress:
-    answers are served, but their ``as_of`` is unknown.
+    answers are served, but their ``as_of`` is unknown. Unauthenticated, so it says what is
+    down and nothing more: the driver's error (addresses, hosts) goes to the log.
     """
     try:
-        ready = bool(await svc.redis.exists(EPOCH))
+        ready = await svc.reader.epoch.complete()
         progress = await _progress(svc)
     except RedisError as error:
-        return JSON({"status": "unavailable", "redis": str(error)}, status_code=503)
+        logger.warning("healthz: Redis is unreachable: %s", error)
+        return JSON({"status": "unavailable", "redis": "unreachable"}, status_code=503)
     fresh = freshness(progress, svc.settings.partitions)
     body = {
         "status": "rebuilding" if not ready else "ok" if fresh.as_of_ms else "degraded",
@@ -58,7 +63,10 @@ async def metrics(svc: Annotated[Services, Depends(services)]) -> PlainTextRespo
     """Lag, freshness, event and dead-letter counters, as the workers report them."""
     try:
         progress = await _progress(svc)
-        counters = {as_text(k): int(v) for k, v in (await svc.redis.hgetall(METRICS)).items()}
+        counters = {
+            as_text(k): int(v)
+            for k, v in (await svc.redis.hgetall(svc.reader.keys.metrics)).items()
+        }
     except RedisError:
         return PlainTextResponse("# redis unavailable\n", status_code=503)
     lines: list[str] = []
@@ -95,4 +103,17 @@ async def metrics(svc: Annotated[Services, Depends(services)]) -> PlainTextRespo
     for result in ("ok", "failed"):
         value = counters.get(f"delivery_attempts:{result}", 0)
         lines.append(f'creditflow_alert_delivery_attempts_total{{result="{result}"}} {value}')
+    _metric(lines, "creditflow_view_rebuilds_total", "counter", "Rebuilds of the Redis view.")
+    lines.append(f"creditflow_view_rebuilds_total {counters.get('view_rebuilds', 0)}")
+    _metric(
+        lines,
+        "creditflow_view_skipped_total",
+        "counter",
+        "Values left out of the view: unreadable bucket-topic records, days beyond its range.",
+    )
+    for name, counter in (
+        ("unreadable", "view_rebuild_unreadable"),
+        ("unwritable", "view_unwritable_days"),
+    ):
+        lines.append(f'creditflow_view_skipped_total{{reason="{name}"}} {counters.get(counter, 0)}')
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")

@@ -1,6 +1,6 @@
 """Baseline: a faust-streaming agent that does nothing per record (Faust's per-record ceiling).
 
-python -m bench.baselines.faust_noop worker   (env: BENCH_TOPIC, BENCH_RECORDS, BENCH_RESULT)
+python -m bench.baselines.faust_noop worker   (env: BENCH_TOPIC, BENCH_RECORDS, BENCH_RESULT, BENCH_GROUP)
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ RECORDS = int(os.environ["BENCH_RECORDS"])
 RESULT = Path(os.environ["BENCH_RESULT"])
 
 app = faust.App(
-    TOPIC + ".faust-noop",
+    os.environ.get("BENCH_GROUP", TOPIC + ".faust-noop"),
     broker="kafka://" + os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
     store="memory://",
     web_enabled=False,

@@ -1,9 +1,9 @@
 """Baseline: Quix Streams computing the same per-account, per-app 15-minute sums.
 
-Events are expanded from batch records, stamped with their event time, and reduced per account
+Events are expanded from batch records (a single-event record is one event), stamped with their event time, and reduced per account
 into a tumbling 15-minute window holding calls and micro-credits per app.
 
-    python -m bench.baselines.quix_agg TOPIC EVENTS RESULT_FILE
+    python -m bench.baselines.quix_agg TOPIC EVENTS RESULT_FILE [GROUP]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from quixstreams import Application
 
 TOPIC, EVENTS, RESULT = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+GROUP = sys.argv[4] if len(sys.argv) > 4 else TOPIC + ".quix"
 state: dict[str, Any] = {"seen": 0, "first": 0.0}
 
 
@@ -60,7 +61,7 @@ def start(event: dict[str, Any]) -> dict[str, list[int]]:
 def main() -> None:
     app = Application(
         broker_address=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-        consumer_group=TOPIC + ".quix",
+        consumer_group=GROUP,
         auto_offset_reset="earliest",
         state_dir=tempfile.mkdtemp(prefix="quix-state-"),
         use_changelog_topics=True,

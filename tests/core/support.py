@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
+from core.alerts import AlertKey
 from core.billing import Explicit, Monthly, Terms
-from core.buckets import iso_utc, to_epoch_ms
+from core.buckets import BUCKET_MS, iso_utc, to_epoch_ms
+from core.days import DAY_MS, Bucket, DayKey, DayUsage
+from core.ledger import PeriodKey, PeriodLedger, PeriodTotal, TermsLookup
 from core.money import micro_from_text
-from core.partition import SourceRecord
+from core.partition import BatchOutcome, Limits, PartitionState, SourceRecord
+from core.state import MemoryState
+from core.statecodec import day_of_key, decode_day, id_key, parse_day_key
 
 # Hypothesis: no example database on disk (tests/ is committed), no per-example deadline
 # (a cold zoneinfo cache can make the first example slow), a modest budget to stay fast.
@@ -89,9 +97,144 @@ def rec(
     return SourceRecord(partition, offset, timestamp_ms, key, raw)
 
 
+@st.composite
+def event_streams(draw: st.DrawFn, accounts: list[str]) -> list[SourceRecord]:
+    """Records whose events mostly fall in the window of their append time, with retries
+    (an earlier event resent), an id reused on another day, and some rejects."""
+    docs: list[dict[str, Any]] = []
+    records = []
+    clock = 0
+    for offset in range(draw(st.integers(min_value=1, max_value=24))):
+        clock += draw(st.integers(min_value=-10, max_value=70))  # append times may wobble
+        items: list[dict[str, Any]] = []
+        for _ in range(draw(st.integers(min_value=1, max_value=4))):
+            if docs and draw(st.integers(0, 3)) == 0:
+                items.append(draw(st.sampled_from(docs)))  # a retry
+                continue
+            minute = clock + draw(st.integers(min_value=-75, max_value=8))
+            reuse = docs and draw(st.integers(0, 5)) == 0
+            doc = ev(
+                draw(st.sampled_from(docs))["event_id"] if reuse else f"e{len(docs)}",
+                T0 + minute * MINUTE,
+                account=draw(st.sampled_from(accounts)),
+                app=draw(st.sampled_from(["a", "b"])),
+                calls=draw(st.integers(min_value=0, max_value=3)),
+            )
+            micro = draw(st.integers(min_value=0, max_value=5_000_000))
+            doc["credits"] = f"{micro // 1_000_000}.{micro % 1_000_000:06d}"
+            if draw(st.integers(0, 9)) == 0:
+                doc["calls"] = -1  # an invalid event
+            docs.append(doc)
+            items.append(doc)
+        value: Any = items[0] if len(items) == 1 and draw(st.booleans()) else items
+        records.append(rec(offset, T0 + clock * MINUTE, value))
+    return records
+
+
 def local_only(_account: str) -> int:
     """A partitioner that sends every account to partition 0."""
     return 0
+
+
+@dataclass
+class Shell:
+    """Plays the worker's shell around the pure core, in memory.
+
+    Applies runs against a :class:`MemoryState`, writes each outcome back (days, ids, expiry)
+    and keeps what the local store would keep of the ledger, so a test can "restart" from it.
+    """
+
+    limits: Limits = field(default_factory=Limits)
+    partition: int = 0
+    partition_for: Callable[[str], int] = local_only
+    store: MemoryState = field(default_factory=MemoryState)
+    state: PartitionState = field(init=False)
+    totals: dict[PeriodKey, PeriodTotal] = field(default_factory=dict)
+    """Period totals as persisted (outcome by outcome)."""
+    fired: dict[AlertKey, int] = field(default_factory=dict)
+    published: dict[DayKey, DayUsage] = field(default_factory=dict)
+    """Every day value an outcome reported, the latest by version (what a view would hold,
+    expired days included)."""
+
+    def __post_init__(self) -> None:
+        self.state = PartitionState(self.partition, self.limits)
+
+    def apply(
+        self, records: Sequence[SourceRecord], terms_for: TermsLookup | None = None
+    ) -> BatchOutcome:
+        """Apply a run and persist its outcome, as the worker does after each run."""
+        out = self.state.apply(records, self.store, self.partition_for, terms_for)
+        self.persist(out)
+        return out
+
+    def seed(
+        self, key: PeriodKey, history_micro: int, terms: Terms | None, arrival_ms: int
+    ) -> BatchOutcome:
+        """Add a period's history (what the shell reads from the view) and persist it."""
+        out = self.state.seed(key, history_micro, terms, arrival_ms)
+        self.persist(out)
+        return out
+
+    def persist(self, out: BatchOutcome) -> None:
+        """Write an outcome back, in the order the local batch does."""
+        ids = [key for day_ids in out.new_ids.values() for key in day_ids]
+        self.store.write(out.days.items(), ids, out.expired_before_day)
+        for key, usage in out.decoded_days().items():
+            known = self.published.get(key)
+            if known is None or known.version <= usage.version:
+                self.published[key] = usage
+        self.totals.update(out.totals)
+        self.fired.update(out.fired)
+        for period in out.expired_totals:
+            self.totals.pop(period, None)
+        for alert in out.expired_fired:
+            self.fired.pop(alert, None)
+
+    def restart(self) -> Shell:
+        """A new shell over the same persisted state: fence, store and ledger, nothing else."""
+        ledger = PeriodLedger()
+        ledger.restore(self.totals.items(), self.fired.items())
+        again = Shell(self.limits, self.partition, self.partition_for, self.store)
+        again.state = PartitionState(
+            self.partition,
+            self.limits,
+            self.state.applied,
+            self.state.watermark_ms,
+            self.state.first_day,
+            ledger,
+        )
+        again.totals, again.fired = dict(self.totals), dict(self.fired)
+        again.published = dict(self.published)
+        return again
+
+    def day(self, account: str, app: str, day: int) -> DayUsage | None:
+        """The stored usage of a day."""
+        (value,) = self.store.day_values([DayKey(account, app, day)])
+        usage = None if value is None else decode_day(value)
+        return usage
+
+    def buckets(self) -> dict[tuple[str, str, int], Bucket]:
+        """Every stored bucket by ``(account, app, bucket start ms)``."""
+        out = {}
+        for raw, value in self.store.usage.items():
+            key = parse_day_key(raw)
+            for slot, bucket in decode_day(value).slots.items():
+                out[(key.account_id, key.app_id, key.day * DAY_MS + slot * BUCKET_MS)] = bucket
+        return out
+
+    def bucket(self, account: str, app: str, start_ms: int) -> Bucket | None:
+        """One stored bucket."""
+        return self.buckets().get((account, app, start_ms))
+
+    def seen(self, account: str, event_id: str, occurred_ms: int) -> bool:
+        """Whether the store remembers an id (on the UTC day of ``occurred_ms``)."""
+        return id_key(occurred_ms // DAY_MS, account, event_id) in self.store.ids
+
+    def days(self) -> set[int]:
+        """The days the store holds usage or ids of."""
+        return {key.day for key in map(parse_day_key, self.store.usage)} | {
+            day_of_key(raw) for raw in self.store.ids
+        }
 
 
 # A corpus of hand-written events shared by the validator tests and the model-agreement test:

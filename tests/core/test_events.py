@@ -405,6 +405,7 @@ def test_reason_values_are_stable() -> None:
         "too_late",
         "too_far_in_future",
         "forbidden_account",
+        "duplicate_key",
     }
 
 
@@ -464,3 +465,39 @@ def test_generated_valid_events_decode_to_their_values(
     assert got.micro == micro
     assert got.calls == calls
     assert got.occurred_ms == to_epoch_ms(moment)
+
+
+_SINGLE = (
+    '{"event_id":"e1","account_id":"acme","app_id":"bot","occurred_at":'
+    '"2026-11-30T10:00:00.123+00:00","credits":%s%s}'
+)
+
+
+@pytest.mark.parametrize(
+    "credits, rest",
+    [
+        ('"12.5"', ""),
+        ('"12.5"', ',"calls":3'),
+        ('"0"', ""),
+        ('"1000000000"', ""),
+        ('"1000000000.000001"', ""),
+        ('"0.0000001"', ""),
+        ('"1.5000000"', ""),
+        ('"1."', ""),
+        ('".5"', ""),
+        ('"\\u0031\\u0032"', ""),
+        ('"١٢"', ""),
+        ("12.5", ""),
+        ('"12.5"', ',"attributes":{"model":"x"}'),
+        ('"12.5"', ',"calls":-1'),
+        ('"12.5"', ',"account_id":"evil"'),
+        ('"12.5"', ',"extra":1'),
+    ],
+)
+def test_single_event_records_take_the_fast_path_to_the_strict_verdict(
+    credits: str, rest: str
+) -> None:
+    # A record of one event is decoded like a batch item (fast path first); whatever it
+    # holds, the outcome is the strict decoder's.
+    value = (_SINGLE % (credits, rest)).encode()
+    assert decode_body(value, 1 << 20) == [decode_event(value)]

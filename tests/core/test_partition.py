@@ -1,4 +1,9 @@
-"""PartitionState.apply: fence, dedup, event-time window, re-routing, eviction."""
+"""PartitionState.apply over a store: fence, dedup, event-time window, re-routing, versions, expiry.
+
+The state lives in a store the core reads through ``core.state.StateReader``; these tests drive
+it through :class:`tests.core.support.Shell`, which writes each outcome back to a
+:class:`core.state.MemoryState` as the worker writes it to RocksDB.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +16,27 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.buckets import BUCKET_MS, bucket_start, iso_utc, to_epoch_ms
+from core.buckets import BUCKET_MS, iso_utc, to_epoch_ms
+from core.days import DAY_MS, Bucket, DayKey, DayUsage
 from core.events import Event, Reason
-from core.partition import (
-    BatchOutcome,
-    BucketValue,
-    Limits,
-    PartitionState,
-    SourceRecord,
-    time_rejection,
-)
-from tests.core.support import DAY, FAST, HOUR, MINUTE, T0, dumps, ev, local_only, rec
+from core.partition import BatchOutcome, Limits, SourceRecord, chunked, time_rejection
+from core.state import MemoryState
+from core.statecodec import day_key, decode_day, encode_day, id_key, parse_day_key
+from tests.core.support import DAY, FAST, HOUR, MINUTE, T0, Shell, dumps, ev, event_streams, rec
 
 M = MINUTE
+D27 = T0 // DAY_MS
+"""2026-11-27, the day of T0."""
+D26 = D27 - 1
 
 
-def fresh(limits: Limits | None = None, partition: int = 0) -> PartitionState:
-    return PartitionState(partition, limits or Limits())
+def fresh(limits: Limits | None = None, partition: int = 0) -> Shell:
+    return Shell(limits or Limits(), partition)
+
+
+def usage(version: int, **slots: tuple[int, int]) -> DayUsage:
+    """A day value from ``s<slot>=(calls, micro)`` keywords."""
+    return DayUsage(version, {int(name[1:]): Bucket(*value) for name, value in slots.items()})
 
 
 def test_default_limits() -> None:
@@ -38,161 +47,252 @@ def test_default_limits() -> None:
 
 
 def test_new_state() -> None:
-    state = fresh()
-    assert state.applied == -1
-    assert state.watermark_ms == 0
-    assert state.buckets == {}
-    assert len(state.seen) == 0
+    shell = fresh()
+    assert shell.state.applied == -1
+    assert shell.state.watermark_ms == 0
+    assert shell.state.first_day == 0
+    assert shell.state.ledger.totals == {}
+    assert shell.store.usage == {}
+    assert shell.store.ids == set()
 
 
 # ------------------------------------------------------------------ aggregation
 
 
-def test_events_are_summed_into_fifteen_minute_buckets() -> None:
-    state = fresh()
+def test_events_are_summed_into_fifteen_minute_buckets_of_their_day() -> None:
+    shell = fresh()
     records = [
         rec(0, T0, ev("e1", T0 - 10 * M, credits="1.5", calls=2)),
         rec(1, T0 + 1000, [ev("e2", T0 - 5 * M, credits="0.25"), ev("e3", T0 - 20 * M, app="s")]),
     ]
-    out = state.apply(records, local_only)
-    bot = ("acme", "bot", T0 - 15 * M)  # 23:50 and 23:55 fall in [23:45, 00:00)
-    search = ("acme", "s", T0 - 30 * M)
-    assert out.changed == {
-        bot: BucketValue(3, 1_750_000, 1),
-        search: BucketValue(1, 1_000_000, 1),
+    out = shell.apply(records)
+    # Changed on purpose (issue 10): a run reports the days it changed, a DayUsage (one
+    # version, buckets by 15-minute slot) per DayKey, not one value per bucket.
+    # 23:50 and 23:55 of 2026-11-26 fall in slot 95 [23:45, 24:00); 23:40 in slot 94.
+    assert out.decoded_days() == {
+        DayKey("acme", "bot", D26): usage(1, s95=(3, 1_750_000)),
+        DayKey("acme", "s", D26): usage(1, s94=(1, 1_000_000)),
     }
     assert (out.records, out.accepted, out.duplicates, out.replayed) == (2, 3, 0, 0)
     assert (out.first_offset, out.last_offset) == (-1, 1)
     assert out.applied_anything
     assert out.rejected == []
     assert out.rerouted == {}
-    assert sorted((a, e, b) for a, ids in out.new_ids.items() for e, b in ids) == [
-        ("acme", "e1", T0 - 15 * M),
-        ("acme", "e2", T0 - 15 * M),
-        ("acme", "e3", T0 - 30 * M),
-    ]
-    assert state.applied == 1
-    assert state.watermark_ms == T0 + 1000
-    assert state.bucket_value(bot) == BucketValue(3, 1_750_000, 1)
-    assert state.bucket_value(("acme", "bot", T0)) is None
+    assert out.new_ids == {
+        D26: [id_key(D26, "acme", "e1"), id_key(D26, "acme", "e2"), id_key(D26, "acme", "e3")]
+    }
+    assert shell.state.applied == 1
+    assert shell.state.watermark_ms == T0 + 1000
+    assert shell.bucket("acme", "bot", T0 - 15 * M) == Bucket(3, 1_750_000)
+    assert shell.bucket("acme", "bot", T0) is None
 
 
-def test_changed_holds_absolute_values_and_the_last_changing_offset() -> None:
-    state = fresh()
-    state.apply([rec(0, T0, ev("e1", T0, credits="2"))], local_only)
-    out = state.apply(
-        [rec(1, T0, ev("e2", T0 + M, credits="0.5")), rec(2, T0 + HOUR, ev("e3", T0 + 20 * M))],
-        local_only,
+def test_days_hold_absolute_values_and_the_last_changing_offset() -> None:
+    shell = fresh()
+    shell.apply([rec(0, T0, ev("e1", T0, credits="2"))])
+    out = shell.apply(
+        [rec(1, T0, ev("e2", T0 + M, credits="0.5")), rec(2, T0 + HOUR, ev("e3", T0 + 20 * M))]
     )
-    assert out.changed == {
-        ("acme", "bot", T0): BucketValue(2, 2_500_000, 1),  # absolute, not the +0.5 delta
-        ("acme", "bot", T0 + 15 * M): BucketValue(1, 1_000_000, 2),
+    # Absolute values (2.5, not the +0.5 delta); one version per day, its last change.
+    assert out.decoded_days() == {
+        DayKey("acme", "bot", D27): usage(2, s0=(2, 2_500_000), s1=(1, 1_000_000))
     }
     assert (out.first_offset, out.last_offset) == (0, 2)
 
 
 def test_calls_zero_and_credits_zero_still_touch_the_bucket() -> None:
-    state = fresh()
-    out = state.apply([rec(0, T0, ev("e1", T0, credits="0", calls=0))], local_only)
-    assert out.changed == {("acme", "bot", T0): BucketValue(0, 0, 0)}
+    out = fresh().apply([rec(0, T0, ev("e1", T0, credits="0", calls=0))])
+    assert out.decoded_days() == {DayKey("acme", "bot", D27): usage(0, s0=(0, 0))}
     assert out.accepted == 1
+
+
+def test_apply_continues_from_the_stored_value() -> None:
+    # The store is the state: what another incarnation wrote is what the next run adds to.
+    store = MemoryState()
+    store.write([(DayKey("acme", "bot", D27), encode_day(usage(9, s0=(7, 70))))], [])
+    shell = Shell(store=store)
+    shell.state.applied = 9
+    out = shell.apply([rec(10, T0, ev("e", T0 + M))])
+    assert out.decoded_days() == {DayKey("acme", "bot", D27): usage(10, s0=(8, 1_000_070))}
+    assert shell.day("acme", "bot", D27) == usage(10, s0=(8, 1_000_070))
 
 
 # ------------------------------------------------------------------ fence
 
 
 def test_records_at_or_below_applied_are_skipped_as_replayed() -> None:
-    state = fresh()
+    shell = fresh()
     first = [rec(i, T0, ev(f"e{i}", T0)) for i in range(3)]
-    state.apply(first, local_only)
-    assert state.applied == 2
+    shell.apply(first)
+    assert shell.state.applied == 2
     # Offsets 1 and 2 again (a crash after persisting state, before committing), then 3.
-    out = state.apply([*first[1:], rec(3, T0, ev("e3", T0))], local_only)
+    out = shell.apply([*first[1:], rec(3, T0, ev("e3", T0))])
     assert out.replayed == 2
     assert out.records == 1
     assert out.accepted == 1
     assert out.duplicates == 0  # the fence, not dedup, stopped them
-    assert state.bucket_value(("acme", "bot", T0)) == BucketValue(4, 4_000_000, 3)
+    assert shell.day("acme", "bot", D27) == usage(3, s0=(4, 4_000_000))
     assert (out.first_offset, out.last_offset) == (2, 3)
 
 
 def test_a_fully_replayed_batch_applies_nothing() -> None:
-    state = fresh()
+    shell = fresh()
     records = [rec(0, T0, ev("e0", T0)), rec(1, T0, ev("e1", T0))]
-    state.apply(records, local_only)
-    before = dict(state.buckets)
-    out = state.apply(records, local_only)
+    shell.apply(records)
+    before = dict(shell.store.usage)
+    out = shell.apply(records)
     assert out.replayed == 2
     assert out.records == 0
     assert not out.applied_anything
     assert out.first_offset == out.last_offset == 1
-    assert out.changed == {}
-    assert state.buckets == before
+    assert out.decoded_days() == {}
+    assert out.new_ids == {}
+    assert shell.store.usage == before
 
 
 def test_fence_only_looks_at_offsets_even_for_new_content() -> None:
-    state = fresh()
-    state.apply([rec(5, T0, ev("e0", T0))], local_only)
-    out = state.apply([rec(5, T0, ev("brand-new", T0)), rec(4, T0, ev("x", T0))], local_only)
+    shell = fresh()
+    shell.apply([rec(5, T0, ev("e0", T0))])
+    out = shell.apply([rec(5, T0, ev("brand-new", T0)), rec(4, T0, ev("x", T0))])
     assert out.replayed == 2
     assert out.accepted == 0
-    assert ("acme", "brand-new") not in state.seen
+    assert not shell.seen("acme", "brand-new", T0)
 
 
 # ------------------------------------------------------------------ dedup
 
 
 def test_duplicates_within_a_batch_record_and_across_batches() -> None:
-    state = fresh()
-    out = state.apply(
+    shell = fresh()
+    out = shell.apply(
         [
             rec(0, T0, [ev("e1", T0), ev("e1", T0)]),  # twice in one batch record
             rec(1, T0, ev("e1", T0)),  # a producer retry in the same poll
             rec(2, T0, ev("e2", T0)),
-        ],
-        local_only,
+        ]
     )
     assert (out.accepted, out.duplicates) == (2, 2)
-    assert state.bucket_value(("acme", "bot", T0)) == BucketValue(2, 2_000_000, 2)
+    assert shell.day("acme", "bot", D27) == usage(2, s0=(2, 2_000_000))
 
-    later = state.apply([rec(3, T0 + HOUR, ev("e1", T0)), rec(4, T0, ev("e2", T0))], local_only)
+    later = shell.apply([rec(3, T0 + HOUR, ev("e1", T0)), rec(4, T0, ev("e2", T0))])
     assert (later.accepted, later.duplicates) == (0, 2)
-    assert later.changed == {}
+    assert later.decoded_days() == {}
     assert not any(later.new_ids.values())
     assert later.applied_anything  # the fence still moves
-    assert state.bucket_value(("acme", "bot", T0)) == BucketValue(2, 2_000_000, 2)
+    assert shell.day("acme", "bot", D27) == usage(2, s0=(2, 2_000_000))
 
 
-def test_a_retry_with_different_content_is_still_a_duplicate() -> None:
-    state = fresh()
-    state.apply([rec(0, T0, ev("e1", T0, credits="1"))], local_only)
-    out = state.apply([rec(1, T0, ev("e1", T0 - 20 * M, credits="9"))], local_only)
+def test_a_retry_with_different_content_on_the_same_day_is_still_a_duplicate() -> None:
+    shell = fresh()
+    shell.apply([rec(0, T0, ev("e1", T0, credits="1"))])
+    out = shell.apply([rec(1, T0 + HOUR, ev("e1", T0 + 20 * M, credits="9"))])
     assert out.duplicates == 1
-    assert state.buckets == {("acme", "bot", T0): [1, 1_000_000, 0]}
+    assert shell.buckets() == {("acme", "bot", T0): Bucket(1, 1_000_000)}
+
+
+def test_the_same_event_id_on_another_utc_day_counts_again() -> None:
+    # Changed on purpose (issue 10): ids are remembered per (account, event_id, UTC day of
+    # event time), so a whole day of ids expires at once. A real retry resends the event
+    # itself, day included; an id reused with another day's time is another event.
+    shell = fresh()
+    shell.apply([rec(0, T0, ev("e1", T0, credits="1"))])
+    out = shell.apply([rec(1, T0, ev("e1", T0 - 20 * M, credits="9"))])  # 2026-11-26
+    assert (out.accepted, out.duplicates) == (1, 0)
+    assert shell.buckets() == {
+        ("acme", "bot", T0): Bucket(1, 1_000_000),
+        ("acme", "bot", T0 - 30 * M): Bucket(1, 9_000_000),
+    }
+    assert shell.seen("acme", "e1", T0) and shell.seen("acme", "e1", T0 - 20 * M)
 
 
 def test_dedup_key_includes_the_account() -> None:
-    state = fresh()
-    out = state.apply(
-        [rec(0, T0, ev("e1", T0)), rec(1, T0, ev("e1", T0, account="globex"), key=b"globex")],
-        local_only,
+    out = fresh().apply(
+        [rec(0, T0, ev("e1", T0)), rec(1, T0, ev("e1", T0, account="globex"), key=b"globex")]
     )
     assert (out.accepted, out.duplicates) == (2, 0)
 
 
 def test_invalid_and_rejected_events_do_not_consume_their_id() -> None:
-    state = fresh()
     bad = {**ev("e1", T0), "calls": -1}
-    out = state.apply([rec(0, T0, bad), rec(1, T0, ev("e1", T0))], local_only)
+    out = fresh().apply([rec(0, T0, bad), rec(1, T0, ev("e1", T0))])
     assert out.accepted == 1
     assert [r.reason for _, r in out.rejected] == [Reason.INVALID_EVENT]
+
+
+def test_dedup_sees_ids_remembered_by_earlier_runs_through_the_store() -> None:
+    shell = fresh()
+    shell.apply([rec(0, T0, ev("e1", T0))])
+    assert shell.store.ids == {id_key(D27, "acme", "e1")}
+    again = shell.restart()  # nothing but the store and the fence carries over
+    out = again.apply([rec(1, T0 + M, ev("e1", T0))])
+    assert out.duplicates == 1
+
+
+# ------------------------------------------------------------------ versions
+
+
+def test_a_stored_day_whose_version_covers_an_offset_is_not_added_to_again() -> None:
+    # The state log ran ahead of the input commit: day 27 already counts offsets up to 7
+    # (its version), the fence says 4. Replaying 5..8 remembers every id, adds only 8.
+    store = MemoryState()
+    store.write([(DayKey("acme", "bot", D27), encode_day(usage(7, s0=(3, 3_000_000))))], [])
+    shell = Shell(store=store)
+    shell.state.applied = 4
+    shell.state.watermark_ms = T0
+    out = shell.apply([rec(offset, T0, ev(f"e{offset}", T0)) for offset in range(5, 9)])
+    assert out.accepted == 4
+    assert out.new_ids == {D27: [id_key(D27, "acme", f"e{offset}") for offset in range(5, 9)]}
+    assert out.decoded_days() == {DayKey("acme", "bot", D27): usage(8, s0=(4, 4_000_000))}
+    assert shell.day("acme", "bot", D27) == usage(8, s0=(4, 4_000_000))
+    # A resend of a covered event is now a duplicate: its id was remembered.
+    resend = shell.apply([rec(9, T0, ev("e6", T0))])
+    assert resend.duplicates == 1
+
+
+def test_a_run_of_covered_events_only_changes_no_day() -> None:
+    store = MemoryState()
+    store.write([(DayKey("acme", "bot", D27), encode_day(usage(7, s0=(3, 3_000_000))))], [])
+    shell = Shell(store=store)
+    shell.state.applied = 4
+    out = shell.apply([rec(6, T0, ev("a", T0)), rec(7, T0, ev("b", T0, app="x"))])
+    assert out.decoded_days() == {DayKey("acme", "x", D27): usage(7, s0=(1, 1_000_000))}  # new day
+    assert sorted(out.new_ids[D27]) == [id_key(D27, "acme", "a"), id_key(D27, "acme", "b")]
+    assert shell.day("acme", "bot", D27) == usage(7, s0=(3, 3_000_000))
+
+
+def test_a_batch_record_of_several_events_at_a_covered_offset_adds_none_of_them() -> None:
+    store = MemoryState()
+    store.write([(DayKey("acme", "bot", D27), encode_day(usage(7, s0=(3, 3_000_000))))], [])
+    shell = Shell(store=store)
+    shell.state.applied = 6
+    out = shell.apply(
+        [
+            rec(7, T0 + HOUR, [ev("a", T0), ev("b", T0 + M), ev("c", T0 + 20 * M)]),
+            rec(8, T0 + HOUR, [ev("d", T0), ev("e", T0 + M)]),  # past the version: both count
+        ]
+    )
+    assert out.accepted == 5
+    assert shell.day("acme", "bot", D27) == usage(8, s0=(5, 5_000_000))
+    assert len(out.new_ids[D27]) == 5
+
+
+def test_the_version_guard_is_per_day() -> None:
+    # Day 27 covers offset 7, day 26 (and another app) does not: only day 27 skips it.
+    store = MemoryState()
+    store.write([(DayKey("acme", "bot", D27), encode_day(usage(7, s0=(1, 1_000_000))))], [])
+    shell = Shell(store=store)
+    shell.state.applied = 6
+    out = shell.apply([rec(7, T0, [ev("a", T0), ev("b", T0 - M), ev("c", T0, app="x")])])
+    assert out.decoded_days() == {
+        DayKey("acme", "bot", D26): usage(7, s95=(1, 1_000_000)),
+        DayKey("acme", "x", D27): usage(7, s0=(1, 1_000_000)),
+    }
 
 
 # ------------------------------------------------------------------ event-time window
 
 
 def test_window_is_relative_to_the_append_timestamp() -> None:
-    state = fresh()
     floor = T0 - 35 * DAY
     ceiling = T0 + 5 * M
     items = [
@@ -202,9 +302,12 @@ def test_window_is_relative_to_the_append_timestamp() -> None:
         ev("too-early", ceiling + 1),
     ]
     record = rec(0, T0, items)
-    out = state.apply([record], local_only)
+    out = fresh().apply([record])
     assert out.accepted == 2
-    assert sorted(e for ids in out.new_ids.values() for e, _ in ids) == ["at-ceiling", "at-floor"]
+    assert out.new_ids == {
+        floor // DAY_MS: [id_key(floor // DAY_MS, "acme", "at-floor")],
+        D27: [id_key(D27, "acme", "at-ceiling")],
+    }
     rejections = [rejection for _, rejection in out.rejected]
     assert [(r.reason, r.index) for r in rejections] == [
         (Reason.TOO_LATE, 1),
@@ -218,41 +321,30 @@ def test_window_is_relative_to_the_append_timestamp() -> None:
 
 
 def test_no_wall_clock_an_old_record_judges_by_its_own_time() -> None:
-    state = fresh()
     then = T0 - 25 * 365 * DAY  # in 2001
-    out = state.apply(
-        [rec(0, then, [ev("old", then - DAY), ev("now", T0)])],
-        local_only,
-    )
+    out = fresh().apply([rec(0, then, [ev("old", then - DAY), ev("now", T0)])])
     assert out.accepted == 1
     assert [r.reason for _, r in out.rejected] == [Reason.TOO_FAR_IN_FUTURE]
 
 
 def test_watermark_is_the_highest_append_time_so_far() -> None:
-    state = fresh()
-    state.apply([rec(0, T0 + HOUR, ev("a", T0))], local_only)
+    shell = fresh()
+    shell.apply([rec(0, T0 + HOUR, ev("a", T0))])
     # Record 1 has an older timestamp; the watermark does not move back, so its window is
     # [T0 + 1h - 35d, T0 + 1h + 5m], not [T0 - 35d, T0 + 5m].
-    out = state.apply(
-        [
-            rec(
-                1,
-                T0,
-                [ev("future-ok", T0 + HOUR + 4 * M), ev("late", T0 + HOUR - 35 * DAY - 1)],
-            )
-        ],
-        local_only,
+    out = shell.apply(
+        [rec(1, T0, [ev("future-ok", T0 + HOUR + 4 * M), ev("late", T0 + HOUR - 35 * DAY - 1)])]
     )
-    assert state.watermark_ms == T0 + HOUR
+    assert shell.state.watermark_ms == T0 + HOUR
     assert out.accepted == 1
     assert [r.reason for _, r in out.rejected] == [Reason.TOO_LATE]
 
 
 def test_future_event_is_accepted_when_resent_after_time_caught_up() -> None:
-    state = fresh()
-    early = state.apply([rec(0, T0, ev("e1", T0 + 10 * M))], local_only)
+    shell = fresh()
+    early = shell.apply([rec(0, T0, ev("e1", T0 + 10 * M))])
     assert [r.reason for _, r in early.rejected] == [Reason.TOO_FAR_IN_FUTURE]
-    later = state.apply([rec(1, T0 + 6 * M, ev("e1", T0 + 10 * M))], local_only)
+    later = shell.apply([rec(1, T0 + 6 * M, ev("e1", T0 + 10 * M))])
     assert later.accepted == 1
 
 
@@ -274,10 +366,10 @@ def test_time_rejection() -> None:
 
 
 def test_unreadable_and_oversize_records_are_rejected_whole() -> None:
-    state = fresh(Limits(max_record_bytes=200))
+    shell = fresh(Limits(max_record_bytes=200))
     bad = rec(0, T0, b"{nope")
     big = rec(1, T0 + 1, [ev(f"e{i}", T0) for i in range(5)])
-    out = state.apply([bad, big, rec(2, T0 + 2, ev("ok", T0))], local_only)
+    out = shell.apply([bad, big, rec(2, T0 + 2, ev("ok", T0))])
     assert [(source.offset, r.reason, r.index) for source, r in out.rejected] == [
         (0, Reason.INVALID_JSON, None),
         (1, Reason.RECORD_TOO_LARGE, None),
@@ -285,20 +377,20 @@ def test_unreadable_and_oversize_records_are_rejected_whole() -> None:
     assert out.rejected[0][1].raw == b"{nope"
     assert out.records == 3
     assert out.accepted == 1
-    assert state.applied == 2
-    assert state.watermark_ms == T0 + 2  # rejected records still advance time
+    assert shell.state.applied == 2
+    assert shell.state.watermark_ms == T0 + 2  # rejected records still advance time
 
 
 def test_mixed_batch_counts_the_valid_events() -> None:
-    state = fresh()
+    shell = fresh()
     items: list[Any] = [ev("a", T0), {**ev("b", T0), "credits": "-1"}, 7, ev("c", T0)]
-    out = state.apply([rec(0, T0, items)], local_only)
+    out = shell.apply([rec(0, T0, items)])
     assert out.accepted == 2
     assert [(r.reason, r.index) for _, r in out.rejected] == [
         (Reason.INVALID_EVENT, 1),
         (Reason.INVALID_EVENT, 2),
     ]
-    assert state.bucket_value(("acme", "bot", T0)) == BucketValue(2, 2_000_000, 0)
+    assert shell.day("acme", "bot", D27) == usage(0, s0=(2, 2_000_000))
 
 
 # ------------------------------------------------------------------ re-routing
@@ -308,7 +400,7 @@ ROUTES = {"acme": 0, "globex": 0, "other": 3, "far": 1}
 
 
 def test_events_of_accounts_owned_elsewhere_are_rerouted_not_aggregated() -> None:
-    state = fresh()
+    shell = Shell(partition_for=ROUTES.__getitem__)
     items = [
         ev("e1", T0),
         ev("e1", T0, account="other"),
@@ -316,7 +408,7 @@ def test_events_of_accounts_owned_elsewhere_are_rerouted_not_aggregated() -> Non
         ev("e3", T0, account="far"),
     ]
     record = rec(0, T0, items)  # keyed "acme" but holding other accounts' events
-    out = state.apply([record], ROUTES.__getitem__)
+    out = shell.apply([record])
     assert out.accepted == 1
     assert out.rejected == []
     assert set(out.rerouted) == {3, 1}
@@ -325,96 +417,90 @@ def test_events_of_accounts_owned_elsewhere_are_rerouted_not_aggregated() -> Non
         (0, "other", "e2", 2),
     ]
     assert [e.raw for _, e in out.rerouted[1]] == [dumps(items[3])]
-    assert list(state.buckets) == [("acme", "bot", T0)]
-    assert ("other", "e1") not in state.seen
-    assert state.applied == 0
+    assert list(shell.buckets()) == [("acme", "bot", T0)]
+    assert not shell.seen("other", "e1", T0)
+    assert shell.state.applied == 0
 
 
 def test_unkeyed_record_is_aggregated_when_the_account_is_local() -> None:
-    state = fresh()
-    out = state.apply([rec(0, T0, ev("e1", T0, account="globex"), key=None)], ROUTES.__getitem__)
+    shell = Shell(partition_for=ROUTES.__getitem__)
+    out = shell.apply([rec(0, T0, ev("e1", T0, account="globex"), key=None)])
     assert out.accepted == 1
     assert out.rerouted == {}
 
 
 def test_rerouted_event_counts_on_its_own_partition() -> None:
-    source = fresh(partition=0)
-    out = source.apply([rec(0, T0, ev("e1", T0, account="other"))], ROUTES.__getitem__)
+    source = Shell(partition_for=ROUTES.__getitem__)
+    out = source.apply([rec(0, T0, ev("e1", T0, account="other"))])
     ((_, moved),) = out.rerouted[3]
-    target = fresh(partition=3)
+    target = Shell(partition=3, partition_for=ROUTES.__getitem__)
     forwarded = SourceRecord(3, 0, T0 + 5, b"other", moved.raw, rerouted_from="calls:0:0")
-    out3 = target.apply([forwarded], ROUTES.__getitem__)
+    out3 = target.apply([forwarded])
     assert out3.accepted == 1
-    assert target.bucket_value(("other", "bot", T0)) == BucketValue(1, 1_000_000, 0)
+    assert target.day("other", "bot", D27) == usage(0, s0=(1, 1_000_000))
 
 
-# ------------------------------------------------------------------ eviction
+# ------------------------------------------------------------------ expiry
 
 
-def test_buckets_and_ids_below_the_floor_are_evicted() -> None:
-    state = fresh(Limits(late_horizon_ms=HOUR))
-    state.apply(
-        [rec(0, T0, [ev("old", T0 - 59 * M), ev("edge", T0 - 45 * M), ev("new", T0)])],
-        local_only,
-    )
-    assert set(state.buckets) == {
-        ("acme", "bot", T0 - 60 * M),
-        ("acme", "bot", T0 - 45 * M),
-        ("acme", "bot", T0),
+def test_days_before_the_floors_day_are_dropped_whole() -> None:
+    # Changed on purpose (issue 10): expiry is by whole UTC days. A day is dropped once the
+    # floor has passed its end, so the floor's own day is kept whole, even below the floor.
+    shell = fresh(Limits(late_horizon_ms=HOUR))
+    shell.apply([rec(0, T0, [ev("old", T0 - 59 * M), ev("new", T0)])])
+    assert shell.days() == {D26, D27}
+    # Append time T0+1h+1m: the floor is T0+1m, on day 27. Day 26 goes, day 27 stays whole.
+    out = shell.apply([rec(1, T0 + HOUR + M, ev("x", T0 + 30 * M))])
+    assert shell.state.floor_ms == T0 + M
+    assert out.expired_before_day == shell.state.first_day == D27
+    assert shell.days() == {D27}
+    assert not shell.seen("acme", "old", T0 - 59 * M)
+    assert shell.seen("acme", "new", T0)  # below the floor, but its day is live
+    assert shell.bucket("acme", "bot", T0) == Bucket(1, 1_000_000)
+    assert out.decoded_days() == {
+        DayKey("acme", "bot", D27): usage(1, s0=(1, 1_000_000), s2=(1, 1_000_000))
     }
-    # Append time T0+20m: floor T0-40m, whose bucket starts at T0-45m.
-    out = state.apply([rec(1, T0 + 20 * M, ev("x", T0 - 35 * M))], local_only)
-    assert state.floor_ms == T0 - 40 * M
-    assert set(state.buckets) == {("acme", "bot", T0 - 45 * M), ("acme", "bot", T0)}
-    assert ("acme", "old") not in state.seen
-    assert ("acme", "edge") in state.seen
-    assert out.changed == {("acme", "bot", T0 - 45 * M): BucketValue(2, 2_000_000, 1)}
 
-    # A resend of the evicted event is too late: forgetting its id let nothing through.
-    resend = state.apply([rec(2, T0 + 20 * M, ev("old", T0 - 59 * M))], local_only)
+    # A resend of the dropped event is too late: forgetting its id let nothing through.
+    resend = shell.apply([rec(2, T0 + HOUR + M, ev("old", T0 - 59 * M))])
     assert resend.accepted == 0
     assert [r.reason for _, r in resend.rejected] == [Reason.TOO_LATE]
-    assert state.bucket_value(("acme", "bot", T0 - 60 * M)) is None
+    assert shell.bucket("acme", "bot", T0 - HOUR) is None
+    assert resend.expired_before_day is None  # the first day did not move
 
 
-def test_bucket_changed_then_evicted_in_the_same_batch_is_still_reported() -> None:
+def test_a_floor_moving_within_a_day_expires_nothing() -> None:
+    shell = fresh(Limits(late_horizon_ms=HOUR))
+    shell.apply([rec(0, T0 + 2 * HOUR, ev("a", T0 + HOUR + M))])
+    out = shell.apply([rec(1, T0 + 20 * HOUR, ev("b", T0 + 20 * HOUR))])
+    assert out.expired_before_day is None
+    assert shell.bucket("acme", "bot", T0 + HOUR) == Bucket(1, 1_000_000)  # far below the floor
+
+
+def test_day_changed_then_expired_in_the_same_batch_is_still_reported() -> None:
     # An event just inside the horizon, then a record appended later in the same poll: the
-    # second record moves the floor past the first one's bucket. This used to raise KeyError
-    # while building ``changed`` (and again on every restart: a poison batch for the worker).
-    state = fresh(Limits(late_horizon_ms=HOUR))
-    out = state.apply(
-        [rec(0, T0, ev("a", T0 - 59 * M)), rec(1, T0 + 20 * M, ev("b", T0))],
-        local_only,
+    # second record moves the floor past the first one's day. The outcome still reports the
+    # day's final value (the worker publishes it before it drops the day).
+    shell = fresh(Limits(late_horizon_ms=HOUR))
+    out = shell.apply(
+        [rec(0, T0, ev("a", T0 - 59 * M)), rec(1, T0 + HOUR + 20 * M, ev("b", T0 + HOUR))]
     )
     assert out.accepted == 2
-    assert out.changed == {
-        ("acme", "bot", T0 - 60 * M): BucketValue(1, 1_000_000, 0),  # final value, published
-        ("acme", "bot", T0): BucketValue(1, 1_000_000, 1),
+    assert out.decoded_days() == {
+        DayKey("acme", "bot", D26): usage(0, s92=(1, 1_000_000)),
+        DayKey("acme", "bot", D27): usage(1, s4=(1, 1_000_000)),
     }
-    assert state.bucket_value(("acme", "bot", T0 - 60 * M)) is None  # and then evicted
+    assert out.expired_before_day == D27
+    assert shell.days() == {D27}  # and then dropped
 
 
 def test_same_with_the_default_35_day_horizon() -> None:
-    state = fresh()
-    out = state.apply(
-        [rec(0, T0, ev("a", T0 - 35 * DAY + M)), rec(1, T0 + 20 * M, ev("b", T0))],
-        local_only,
-    )
+    shell = fresh()
+    out = shell.apply([rec(0, T0, ev("a", T0 - 35 * DAY + M)), rec(1, T0 + DAY, ev("b", T0))])
     assert out.accepted == 2
-    assert len(out.changed) == 2
-
-
-def test_restore_buckets_overwrites() -> None:
-    state = fresh()
-    state.apply([rec(0, T0, ev("a", T0))], local_only)
-    state.restore_buckets(
-        [
-            (("acme", "bot", T0), BucketValue(7, 70, 9)),
-            (("acme", "x", T0), BucketValue(1, 2, 3)),
-        ]
-    )
-    assert state.bucket_value(("acme", "bot", T0)) == BucketValue(7, 70, 9)
-    assert state.bucket_value(("acme", "x", T0)) == BucketValue(1, 2, 3)
+    assert len(out.decoded_days()) == 2
+    assert out.expired_before_day == D27 - 34
+    assert shell.days() == {D27}
 
 
 def test_apply_is_deterministic() -> None:
@@ -423,10 +509,11 @@ def test_apply_is_deterministic() -> None:
         rec(1, T0 + M, b"junk"),
         rec(2, T0 + 2 * M, [ev("c", T0 + HOUR), ev("d", T0, account="other")]),
     ]
-    one, two = fresh(), fresh()
-    assert one.apply(records, ROUTES.__getitem__) == two.apply(records, ROUTES.__getitem__)
-    assert one.buckets == two.buckets
-    assert sorted(one.seen.items()) == sorted(two.seen.items())
+    one = Shell(partition_for=ROUTES.__getitem__)
+    two = Shell(partition_for=ROUTES.__getitem__)
+    assert one.apply(records) == two.apply(records)
+    assert one.store == two.store
+    assert one.state.applied == two.state.applied == 2
 
 
 # ------------------------------------------------------------------ against a brute-force model
@@ -434,134 +521,123 @@ def test_apply_is_deterministic() -> None:
 SMALL = Limits(late_horizon_ms=HOUR, future_tolerance_ms=5 * M)
 MODEL_ROUTES = {"acme": 0, "globex": 0, "other": 1}
 
-pool_events = st.lists(
-    st.tuples(
-        st.sampled_from(sorted(MODEL_ROUTES)),
-        st.sampled_from(["a", "b"]),
-        st.integers(min_value=-90, max_value=200),  # occurred, minutes after T0
-        st.integers(min_value=0, max_value=5_000_000),  # micro-credits
-        st.integers(min_value=0, max_value=3),  # calls
-        st.booleans().map(lambda b: b or None),  # None: an invalid event (calls -1)
-    ),
-    min_size=1,
-    max_size=12,
-)
-
 
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[SourceRecord], list[int]]:
-    pool = draw(pool_events)
-    docs = []
-    for n, (account, app, minute, micro, calls, valid) in enumerate(pool):
-        doc = ev(f"e{n}", T0 + minute * M, account=account, app=app, calls=calls)
-        doc["credits"] = f"{micro // 1_000_000}.{micro % 1_000_000:06d}"
-        if valid is None:
-            doc["calls"] = -1
-        docs.append(doc)
-    count = draw(st.integers(min_value=1, max_value=25))
-    records = []
-    clock = 0
-    for offset in range(count):
-        clock += draw(st.integers(min_value=-10, max_value=25))  # append times may wobble
-        picks = draw(st.lists(st.integers(0, len(docs) - 1), min_size=1, max_size=4))
-        value: Any = (
-            docs[picks[0]] if len(picks) == 1 and draw(st.booleans()) else [docs[i] for i in picks]
-        )
-        records.append(rec(offset, T0 + clock * M, value))
-    cuts = draw(st.lists(st.integers(min_value=1, max_value=count), max_size=4))
-    return docs, records, sorted(set(cuts))
+def scenarios(draw: st.DrawFn) -> tuple[list[SourceRecord], list[int]]:
+    records = draw(event_streams(sorted(MODEL_ROUTES)))
+    cuts = draw(st.lists(st.integers(min_value=1, max_value=len(records)), max_size=4))
+    return records, sorted(set(cuts))
 
 
-def _model(records: list[SourceRecord]) -> tuple[dict[Any, list[int]], Counter[str], set[Any], int]:
+ModelDays = dict[DayKey, DayUsage]
+
+
+def model(
+    records: list[SourceRecord], limits: Limits = SMALL, routes: dict[str, int] = MODEL_ROUTES
+) -> tuple[ModelDays, Counter[str], set[bytes], int]:
+    """Days, counts, remembered ids and watermark, computed the slow and obvious way.
+
+    Ids are keyed by (account, event id, UTC day of event time); days before the floor's day
+    are gone at the end (expiry is by whole days).
+    """
     watermark = 0
-    seen: dict[tuple[str, str], int] = {}
-    totals: dict[Any, list[int]] = {}
+    seen: set[tuple[str, str, int]] = set()
+    cells: dict[DayKey, dict[int, list[int]]] = {}
+    versions: dict[DayKey, int] = {}
     counts: Counter[str] = Counter()
     for record in records:
         watermark = max(watermark, record.timestamp_ms)
-        floor, ceiling = watermark - SMALL.late_horizon_ms, watermark + SMALL.future_tolerance_ms
+        floor, ceiling = watermark - limits.late_horizon_ms, watermark + limits.future_tolerance_ms
         value = json.loads(record.value)
         for doc in value if isinstance(value, list) else [value]:
             occurred = to_epoch_ms(datetime.fromisoformat(doc["occurred_at"]))
+            day = occurred // DAY_MS
             if doc["calls"] < 0:
                 counts["invalid_event"] += 1
-            elif MODEL_ROUTES[doc["account_id"]] != 0:
+            elif routes[doc["account_id"]] != 0:
                 counts["rerouted"] += 1
             elif occurred < floor:
                 counts["too_late"] += 1
             elif occurred > ceiling:
                 counts["too_far_in_future"] += 1
-            elif (doc["account_id"], doc["event_id"]) in seen:
+            elif (doc["account_id"], doc["event_id"], day) in seen:
                 counts["duplicates"] += 1
             else:
                 counts["accepted"] += 1
-                start = bucket_start(occurred)
-                seen[(doc["account_id"], doc["event_id"])] = start
-                cell = totals.setdefault((doc["account_id"], doc["app_id"], start), [0, 0, 0])
-                cell[0] += doc["calls"]
+                seen.add((doc["account_id"], doc["event_id"], day))
+                key = DayKey(doc["account_id"], doc["app_id"], day)
+                slot = cells.setdefault(key, {}).setdefault(occurred % DAY_MS // BUCKET_MS, [0, 0])
+                slot[0] += doc["calls"]
                 whole, fraction = doc["credits"].split(".")
-                cell[1] += int(whole) * 1_000_000 + int(fraction)
-                cell[2] = record.offset
-    cutoff = bucket_start(watermark - SMALL.late_horizon_ms)
-    live = {key: cell for key, cell in totals.items() if key[2] >= cutoff}
-    ids = {(a, e, b) for (a, e), b in seen.items() if b >= cutoff}
+                slot[1] += int(whole) * 1_000_000 + int(fraction)
+                versions[key] = record.offset
+    first_day = (watermark - limits.late_horizon_ms) // DAY_MS
+    live = {
+        key: DayUsage(versions[key], {s: Bucket(*v) for s, v in slots.items()})
+        for key, slots in cells.items()
+        if key.day >= first_day
+    }
+    ids = {id_key(day, account, event) for account, event, day in seen if day >= first_day}
     return live, counts, ids, watermark
 
 
-def _run(records: list[SourceRecord], cuts: list[int]) -> tuple[PartitionState, Counter[str]]:
-    state = PartitionState(0, SMALL)
+def stored_days(store: MemoryState) -> ModelDays:
+    """The store's days by key."""
+    return {parse_day_key(raw): decode_day(value) for raw, value in store.usage.items()}
+
+
+def _run(records: list[SourceRecord], cuts: list[int]) -> tuple[Shell, Counter[str]]:
+    shell = Shell(SMALL, partition_for=MODEL_ROUTES.__getitem__)
     counts: Counter[str] = Counter()
     for lo, hi in zip([0, *cuts], [*cuts, len(records)], strict=True):
-        out: BatchOutcome = state.apply(records[lo:hi], MODEL_ROUTES.__getitem__)
+        out: BatchOutcome = shell.apply(records[lo:hi])
         counts["accepted"] += out.accepted
         counts["duplicates"] += out.duplicates
         counts["rerouted"] += sum(len(items) for items in out.rerouted.values())
         for _, rejection in out.rejected:
             counts[rejection.reason.value] += 1
-        for key, value in out.changed.items():  # what is published is the state's value
-            if key in state.buckets:
-                assert state.buckets[key] == list(value)
-            else:  # evicted since: it sat below the floor, so it can never change again
-                assert key[2] < bucket_start(state.floor_ms)
-    return state, counts
+        for key, value in out.decoded_days().items():  # what is published is the state's value
+            stored = shell.store.usage.get(day_key(key))
+            if stored is not None:
+                assert decode_day(stored) == value
+            else:  # dropped since: its day ended below the floor, so it can never change again
+                assert key.day < shell.state.first_day
+    return shell, counts
 
 
 @FAST
 @given(scenarios())
 def test_apply_matches_a_brute_force_model_in_any_batching(
-    scenario: tuple[list[dict[str, Any]], list[SourceRecord], list[int]],
+    scenario: tuple[list[SourceRecord], list[int]],
 ) -> None:
-    _, records, cuts = scenario
-    state, counts = _run(records, cuts)
-    live, expected_counts, ids, watermark = _model(records)
-    assert state.buckets == live
+    records, cuts = scenario
+    shell, counts = _run(records, cuts)
+    live, expected_counts, ids, watermark = model(records)
+    assert stored_days(shell.store) == live
     assert +counts == +expected_counts
-    assert set(state.seen.items()) == ids
-    assert state.applied == len(records) - 1
-    assert state.watermark_ms == watermark
+    assert shell.store.ids == ids
+    assert shell.state.applied == len(records) - 1
+    assert shell.state.watermark_ms == watermark
     # The whole input again is pure replay and changes nothing.
-    before = {key: list(cell) for key, cell in state.buckets.items()}
-    again = state.apply(records, MODEL_ROUTES.__getitem__)
+    before = dict(shell.store.usage)
+    again = shell.apply(records)
     assert again.replayed == len(records)
-    assert state.buckets == before
+    assert shell.store.usage == before
 
 
-@pytest.mark.parametrize("horizon_buckets", [1, 4])
-def test_live_buckets_never_reach_below_the_floor_bucket(horizon_buckets: int) -> None:
-    limits = Limits(late_horizon_ms=horizon_buckets * BUCKET_MS)
-    state = fresh(limits)
-    for offset in range(40):
-        now = T0 + offset * 7 * M
-        state.apply([rec(offset, now, ev(f"e{offset}", now - 3 * M))], local_only)
-        cutoff = bucket_start(state.floor_ms)
-        assert all(key[2] >= cutoff for key in state.buckets)
-        assert all(bucket >= cutoff for _, _, bucket in state.seen.items())
-        assert len(state.buckets) <= horizon_buckets + 2
+@pytest.mark.parametrize("horizon_ms", [HOUR, 2 * DAY])
+def test_live_days_never_reach_below_the_floors_day(horizon_ms: int) -> None:
+    shell = fresh(Limits(late_horizon_ms=horizon_ms))
+    for offset in range(60):
+        now = T0 + offset * 3 * HOUR
+        shell.apply([rec(offset, now, ev(f"e{offset}", now - 3 * M))])
+        first_day = shell.state.floor_ms // DAY_MS
+        assert shell.state.first_day == first_day
+        assert min(shell.days()) >= first_day
+        assert len(shell.days()) <= -(-horizon_ms // DAY_MS) + 1
 
 
 def test_chunked_keeps_order_and_bounds_each_run() -> None:
-    from core.partition import chunked
-
     records = [rec(i, T0, b"x" * size) for i, size in enumerate([40, 40, 30, 100, 10, 10])]
     runs = list(chunked(records, 100))
     assert [[r.offset for r in run] for run in runs] == [[0, 1], [2], [3], [4, 5]]

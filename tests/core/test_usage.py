@@ -1,4 +1,4 @@
-"""Usage queries: parameter validation, and totals/series from prefix-summed buckets."""
+"""Usage queries: parameter validation, and totals/series from day values and their prefix sums."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.buckets import BUCKET_MS, to_epoch_ms
+from core.days import DAY_MS, Bucket, DayUsage
 from core.localtime import parse_tz
 from core.usage import (
     MAX_SERIES_POINTS,
-    AppSeries,
+    AppDays,
     QueryError,
     UsageQuery,
     compute_usage,
+    edge_parts,
     parse_usage_query,
 )
 from tests.core.support import FAST, HOUR, THOROUGH
@@ -120,7 +122,7 @@ def _iso(ms: int) -> str:
 
 def test_day_window_point_limit() -> None:
     with pytest.raises(QueryError, match="too many"):
-        query("1970-01-01", "2100-01-01", tz="UTC", window="day")
+        query("1980-01-01", "2100-01-01", tz="UTC", window="day")
 
 
 def test_sub_millisecond_bound_is_not_aligned() -> None:
@@ -128,30 +130,59 @@ def test_sub_millisecond_bound_is_not_aligned() -> None:
         query("2026-03-08T00:00:00.0009Z", "2026-03-09T00:00:00Z")
 
 
-# ------------------------------------------------------------------ AppSeries
+# ------------------------------------------------------------------ AppDays
 
 
-def test_app_series_prefix_sums() -> None:
-    series = AppSeries.from_buckets([(BUCKET_MS * 2, 1, 10), (0, 2, 20), (BUCKET_MS * 5, 4, 40)])
-    assert series.starts == [0, BUCKET_MS * 2, BUCKET_MS * 5]
-    assert series.cum_calls == [0, 2, 3, 7]
-    assert series.cum_micro == [0, 20, 30, 70]
+def app_days(buckets: list[tuple[int, int, int]]) -> AppDays:
+    """``(bucket start ms, calls, micro)`` triples as the day values the view serves."""
+    days: dict[int, dict[int, Bucket]] = {}
+    for start, calls, micro in buckets:
+        days.setdefault(start // DAY_MS, {})[start % DAY_MS // BUCKET_MS] = Bucket(calls, micro)
+    return AppDays.from_days({day: DayUsage(1, slots) for day, slots in days.items()})
+
+
+def test_app_days_prefix_sums() -> None:
+    series = app_days([(BUCKET_MS * 2, 1, 10), (0, 2, 20), (BUCKET_MS * 5, 4, 40)])
     assert series.between(0, BUCKET_MS * 6) == (3, 7, 70)
     assert series.between(0, BUCKET_MS * 5) == (2, 3, 30)  # a bucket at ``end`` is excluded
     assert series.between(BUCKET_MS * 2, BUCKET_MS * 3) == (1, 1, 10)  # one at ``start`` is in
     assert series.between(BUCKET_MS * 3, BUCKET_MS * 5) == (0, 0, 0)
     assert series.between(-BUCKET_MS * 9, -BUCKET_MS) == (0, 0, 0)
     assert series.between(BUCKET_MS * 9, BUCKET_MS * 10) == (0, 0, 0)
-    empty = AppSeries.from_buckets([])
+    empty = app_days([])
     assert empty.between(0, BUCKET_MS) == (0, 0, 0)
+    # What the view keeps: the day's totals as prefix sums over its month...
+    (month,) = series.months.values()
+    assert (month.buckets[:2], month.calls[:2], month.micro[:2]) == ([0, 3], [0, 7], [0, 70])
+    assert (month.buckets[-1], month.calls[-1], month.micro[-1]) == (3, 7, 70)
+    # ...and prefix sums over the day's buckets for edges inside the day.
+    assert series.days[0].before(3) == (2, 3, 30)
+
+
+@FAST
+@given(
+    st.lists(st.tuples(st.integers(0, 80 * 96), st.integers(0, 9), st.integers(0, 10**18))),
+    st.integers(0, 80 * 96),
+    st.integers(0, 80 * 96),
+)
+def test_app_days_between_matches_a_brute_force_sum_across_months(
+    rows: list[tuple[int, int, int]], a: int, b: int
+) -> None:
+    base = utc(2026, 1, 20)  # 80 days: four UTC months, one of them February
+    buckets = {base + slot * BUCKET_MS: (calls, micro) for slot, calls, micro in rows}
+    lo, hi = base + min(a, b) * BUCKET_MS, base + max(a, b) * BUCKET_MS
+    inside = [value for start, value in buckets.items() if lo <= start < hi]
+    expected = (len(inside), sum(c for c, _ in inside), sum(m for _, m in inside))
+    series = app_days([(start, calls, micro) for start, (calls, micro) in buckets.items()])
+    assert series.between(lo, hi) == expected
 
 
 # ------------------------------------------------------------------ compute_usage
 
 
-def _apps() -> dict[str, AppSeries]:
+def _apps() -> dict[str, AppDays]:
     return {
-        "bot": AppSeries.from_buckets(
+        "bot": app_days(
             [
                 (utc(2026, 3, 7, 4, 45), 9, 9_000_000),  # Mar 6 23:45 EST: before the range
                 (utc(2026, 3, 7, 12), 2, 1_500_000),  # Mar 7
@@ -160,8 +191,8 @@ def _apps() -> dict[str, AppSeries]:
                 (utc(2026, 3, 10, 4), 5, 5_000_000),  # at ``to``: excluded
             ]
         ),
-        "alpha": AppSeries.from_buckets([(utc(2026, 3, 9, 4), 3, 3_000_000)]),  # Mar 9 00:00 EDT
-        "zeta": AppSeries.from_buckets([(utc(2026, 3, 1), 1, 1)]),  # outside: not listed
+        "alpha": app_days([(utc(2026, 3, 9, 4), 3, 3_000_000)]),  # Mar 9 00:00 EDT
+        "zeta": app_days([(utc(2026, 3, 1), 1, 1)]),  # outside: not listed
     }
 
 
@@ -226,17 +257,13 @@ def test_compute_usage_with_no_data() -> None:
 
 
 def test_zero_valued_bucket_still_lists_the_app() -> None:
-    apps = {"quiet": AppSeries.from_buckets([(utc(2026, 3, 8, 12), 0, 0)])}
+    apps = {"quiet": app_days([(utc(2026, 3, 8, 12), 0, 0)])}
     assert compute_usage(query(), apps)["apps"] == [{"app_id": "quiet", "calls": 0, "credits": "0"}]
 
 
 def test_totals_beyond_one_event_bound_stay_exact() -> None:
     big = 10**9 * 10**6  # the largest single event, many times over
-    apps = {
-        "bot": AppSeries.from_buckets(
-            [(utc(2026, 3, 8, 12) + i * BUCKET_MS, 1, big + 1) for i in range(9)]
-        )
-    }
+    apps = {"bot": app_days([(utc(2026, 3, 8, 12) + i * BUCKET_MS, 1, big + 1) for i in range(9)])}
     assert compute_usage(query(), apps)["total"] == {
         "calls": 9,
         "credits": "9000000000.000009",
@@ -245,7 +272,15 @@ def test_totals_beyond_one_event_bound_stay_exact() -> None:
 
 # ------------------------------------------------------------------ against brute force
 
-TZS = ["America/New_York", "Asia/Kolkata", "America/Santiago", "UTC", "Australia/Lord_Howe"]
+TZS = [
+    "America/New_York",
+    "Asia/Kolkata",
+    "America/Santiago",
+    "UTC",
+    "Australia/Lord_Howe",
+    "Asia/Kathmandu",
+    "Pacific/Chatham",
+]
 BASE = utc(2026, 3, 6)  # three days around New York's spring-forward
 SPAN = 5 * 96  # grid slots
 
@@ -312,7 +347,7 @@ def test_compute_usage_matches_a_brute_force_decimal_sum(
     scenario: tuple[UsageQuery, dict[str, list[tuple[int, int, int]]]],
 ) -> None:
     q, buckets = scenario
-    apps = {app: AppSeries.from_buckets(rows) for app, rows in buckets.items()}
+    apps = {app: app_days(rows) for app, rows in buckets.items()}
     answer = compute_usage(q, apps)
     total = _brute(buckets, q.start_ms, q.end_ms)
     _check({**answer["total"], "apps": answer["apps"]}, total)
@@ -337,6 +372,26 @@ def test_compute_usage_matches_a_brute_force_decimal_sum(
 @FAST
 @given(st.integers(min_value=0, max_value=10**18), st.integers(min_value=0, max_value=10**18))
 def test_credit_strings_are_exact_decimal_renderings(a: int, b: int) -> None:
-    apps = {"x": AppSeries.from_buckets([(utc(2026, 3, 8, 12), 1, a), (utc(2026, 3, 8, 13), 1, b)])}
+    apps = {"x": app_days([(utc(2026, 3, 8, 12), 1, a), (utc(2026, 3, 8, 13), 1, b)])}
     credits = compute_usage(query(), apps)["total"]["credits"]
     assert Decimal(credits) * 10**6 == a + b
+
+
+@THOROUGH
+@given(scenarios())
+def test_the_usage_before_each_edge_is_all_a_view_must_read(
+    scenario: tuple[UsageQuery, dict[str, list[tuple[int, int, int]]]],
+) -> None:
+    """What the view supplies (month rows, and per edge inside a day with usage, the day's
+    usage before it; nothing of the days themselves) gives the same answer as whole days."""
+    q, buckets = scenario
+    whole = {app: app_days(rows) for app, rows in buckets.items()}
+    read = {}
+    for app, days in whole.items():
+        edges = {
+            (edge.day, edge.slot): days.days[edge.day].before(edge.slot)
+            for edge in edge_parts(q.edges)
+            if edge.slot and edge.day in days.days
+        }
+        read[app] = AppDays(days.months, edges)
+    assert compute_usage(q, read) == compute_usage(q, whole)

@@ -17,11 +17,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from tests.integration.harness import ARTIFACTS, Namespace, read_topic
+from view.reader import ViewReader
 
 BUCKET = 900
 BucketKey = tuple[str, str, int]  # (account, app, bucket index = epoch seconds // 900)
@@ -181,14 +181,14 @@ async def view_buckets(
     namespace: Namespace, accounts: list[str]
 ) -> dict[BucketKey, tuple[int, Decimal]]:
     """Every bucket of the accounts as the Redis view holds it."""
-    client = aioredis.Redis.from_url(namespace.env["REDIS_URL"])
+    client = namespace.view_client()
+    reader = ViewReader(client, namespace.view_keys(), namespace.partitions, 0)
     try:
         found: dict[BucketKey, tuple[int, Decimal]] = {}
         for account in accounts:
-            for name, value in (await client.hgetall(f"cf:b:{account}")).items():
-                app, _, index = name.decode().rpartition("|")
-                _, calls, micro = value.decode().split(":")
-                found[(account, app, int(index))] = (int(calls), Decimal(int(micro)) / 1_000_000)
+            for (app, start_ms), bucket in (await reader.buckets(account)).items():
+                credits = Decimal(bucket.micro) / 1_000_000
+                found[(account, app, start_ms // 1000 // BUCKET)] = (bucket.calls, credits)
         return found
     finally:
         await client.aclose()
@@ -197,18 +197,23 @@ async def view_buckets(
 async def topic_buckets(
     namespace: Namespace, accounts: list[str]
 ) -> dict[BucketKey, tuple[int, Decimal]]:
-    """Latest value of every bucket in the compacted bucket topic."""
+    """Latest value of every bucket in the compacted bucket topic (day records, format 2)."""
     wanted = set(accounts)
-    found: dict[BucketKey, tuple[int, Decimal, int]] = {}
+    found: dict[tuple[str, str, str], tuple[int, dict[int, tuple[int, Decimal]]]] = {}
     for message in await read_topic(namespace, namespace.settings().buckets_topic):
         body = json.loads(message.value)
         if body["account_id"] not in wanted:
             continue
-        start = datetime.fromisoformat(body["bucket_start"])
-        key = (body["account_id"], body["app_id"], int(start.timestamp()) // BUCKET)
-        if key not in found or found[key][2] <= body["version"]:
-            found[key] = (body["calls"], Decimal(body["credits"]), body["version"])
-    return {key: (calls, credits) for key, (calls, credits, _) in found.items()}
+        key = (body["account_id"], body["app_id"], body["day"])
+        slots = {slot: (calls, Decimal(credits)) for slot, calls, credits in body["slots"]}
+        if key not in found or found[key][0] <= body["version"]:
+            found[key] = (body["version"], slots)
+    buckets: dict[BucketKey, tuple[int, Decimal]] = {}
+    for (account, app, day), (_, slots) in found.items():
+        midnight = int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()) // BUCKET
+        for slot, value in slots.items():
+            buckets[(account, app, midnight + slot)] = value
+    return buckets
 
 
 def compare(

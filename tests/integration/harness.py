@@ -20,6 +20,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from api.app import create_app
 from config.settings import Settings
+from view.connection import Client, connect
+from view.epoch import ViewEpoch
+from view.keys import ViewKeys
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -27,23 +30,45 @@ ADMIN_TOKEN = "test-admin-token"
 # The stack's Redis, without a database number (each namespace takes its own database); set
 # REDIS_URL to run the suite against a stack on other ports.
 REDIS_BASE = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
+# The stack's Redis Cluster (`scripts/stack up rcluster`): six nodes from REDIS_CLUSTER_PORT.
+# It has no database numbers: namespaces on it are kept apart by their view key prefix.
+REDIS_CLUSTER_PORT = int(os.environ.get("REDIS_CLUSTER_PORT", "7000"))
+REDIS_CLUSTER_NODES = ",".join(f"127.0.0.1:{REDIS_CLUSTER_PORT + i}" for i in range(6))
+BACKENDS = ("single", "cluster")
+"""Where a namespace keeps its view: one Redis server, or the Redis Cluster."""
 
 T = TypeVar("T")
 
 
-def stack(*args: str) -> None:
-    """Run scripts/stack (idempotent start of Kafka/Redis, stop/start for fault tests)."""
-    subprocess.run([str(ROOT / "scripts" / "stack"), *args], check=True, cwd=ROOT)
+def stack(*args: str, env: dict[str, str] | None = None) -> str:
+    """Run scripts/stack (idempotent start of Kafka/Redis, stop/start for fault tests).
+
+    ``env`` adds to this process's environment (the cluster's addresses, for instance); the
+    script's standard output is returned (``status`` lines).
+    """
+    return subprocess.run(
+        [str(ROOT / "scripts" / "stack"), *args],
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout
 
 
 @dataclass
 class Namespace:
-    """Topics, group and Redis database of one test namespace, as env vars and Settings."""
+    """Topics, group and view (Redis database or cluster, key prefix) of one test namespace."""
 
     name: str
     partitions: int = 4
     redis_db: int = 15
     extra: dict[str, str] = field(default_factory=dict)
+    backend: str = "single"
+
+    @property
+    def view_prefix(self) -> str:
+        return f"t-{self.name}"
 
     @property
     def env(self) -> dict[str, str]:
@@ -51,6 +76,8 @@ class Namespace:
         return {
             "KAFKA_BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
             "REDIS_URL": f"{REDIS_BASE}/{self.redis_db}",
+            "REDIS_CLUSTER_NODES": REDIS_CLUSTER_NODES if self.backend == "cluster" else "",
+            "CREDITFLOW_VIEW_PREFIX": self.view_prefix,
             "CREDITFLOW_GROUP_ID": f"creditflow-{self.name}",
             "CREDITFLOW_PARTITIONS": str(self.partitions),
             "CREDITFLOW_CALLS_TOPIC": prefix + "usage.calls.v1",
@@ -74,15 +101,43 @@ class Namespace:
             os.environ.clear()
             os.environ.update(saved)
 
+    def view_client(self) -> Client:
+        """A client of the namespace's view (single server or cluster)."""
+        return connect(self.env["REDIS_URL"], self.env["REDIS_CLUSTER_NODES"])
+
+    def view_keys(self) -> ViewKeys:
+        return ViewKeys(self.view_prefix)
+
 
 _next_db = iter(range(1, 10**6))
 
 
-def new_env(label: str, **kwargs: Any) -> Namespace:
-    """A fresh namespace: new topics, new consumer group, an emptied Redis database of its own."""
+def new_env(label: str, backend: str = "single", **kwargs: Any) -> Namespace:
+    """A fresh namespace: new topics, new consumer group, a view of its own.
+
+    On one server the view gets an emptied database; on the cluster, a fresh key prefix.
+    """
     db = next(_next_db) % 15 + 1
-    redis.Redis.from_url(f"{REDIS_BASE}/{db}").flushdb()
-    return Namespace(f"{label}-{uuid.uuid4().hex[:8]}", redis_db=db, **kwargs)
+    if backend == "single":
+        redis.Redis.from_url(f"{REDIS_BASE}/{db}").flushdb()
+    name = f"{label}-{backend[0]}-{uuid.uuid4().hex[:8]}"
+    return Namespace(name, redis_db=db, backend=backend, **kwargs)
+
+
+async def wipe_view(namespace: Namespace) -> int:
+    """Delete every key of the namespace's view, as a Redis that lost its data; the count."""
+    client = namespace.view_client()
+    try:
+        if namespace.backend == "single":
+            count = int(await client.dbsize())
+            await client.flushdb()
+            return count
+        keys = [key async for key in client.scan_iter(match=f"{namespace.view_prefix}:*")]
+        for start in range(0, len(keys), 1000):
+            await client.unlink(*keys[start : start + 1000])  # split per slot by the client
+        return len(keys)
+    finally:
+        await client.aclose()
 
 
 class ApiProcess:
@@ -130,16 +185,22 @@ class ApiProcess:
 
 
 class WorkerProcess:
-    """A `creditflow worker` subprocess with its own log file."""
+    """A `creditflow worker` subprocess with its own log file.
+
+    Its local state lives in a directory named after its label, so a worker restarted under
+    the same label finds the store the previous one left (a restart on the same machine) and
+    one under a new label starts without any (a new machine: it restores from the state log).
+    """
 
     def __init__(self, env: Namespace, label: str = "worker") -> None:
         self.env = env
         ARTIFACTS.mkdir(exist_ok=True)
         self.log = ARTIFACTS / f"{env.name}-{label}-{uuid.uuid4().hex[:4]}.log"
+        self.data_dir = ARTIFACTS / "data" / f"{env.name}-{label}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
-        env = {**os.environ, **self.env.env}
+        env = {**os.environ, **self.env.env, "CREDITFLOW_DATA_DIR": str(self.data_dir)}
         handle = self.log.open("ab")
         self.proc = subprocess.Popen(
             [str(ROOT / ".venv" / "bin" / "creditflow"), "worker"],
@@ -159,9 +220,11 @@ class WorkerProcess:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     async def wait_assigned(self, timeout: float = 60) -> None:
-        """Until the worker logged a partition assignment after it started."""
+        """Until the worker logged a partition assignment after it started, and the view is
+        complete (a fresh view is 'rebuilt', from nothing, by the first worker)."""
         start = len(self.log_text())
         await wait_until(lambda: "assigned partitions" in self.log_text()[start:], timeout)
+        await wait_view_complete(self.env, timeout)
 
     def kill9(self) -> None:
         if self.proc is not None and self.alive:
@@ -175,6 +238,16 @@ class WorkerProcess:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.kill9()
+
+
+async def wait_view_complete(namespace: Namespace, timeout: float = 60) -> None:
+    """Until every slot of the namespace's view is marked complete."""
+    client = namespace.view_client()
+    epoch = ViewEpoch(client, namespace.view_keys())
+    try:
+        await wait_until(epoch.complete, timeout)
+    finally:
+        await client.aclose()
 
 
 async def wait_until(

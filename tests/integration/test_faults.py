@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -63,9 +64,11 @@ async def run_case(
     faults: Callable[[Run], Awaitable[None]],
     seed: int,
     after: Callable[[Run, Publisher], Awaitable[None]] | None = None,
+    namespace: Namespace | None = None,
+    **shape: Any,
 ) -> dict[str, Any]:
-    namespace = new_env(case, extra=FAST_GROUP)
-    stream = generate(namespace.name[-8:], seed, events)
+    namespace = namespace or new_env(case, extra=FAST_GROUP)
+    stream = generate(namespace.name[-8:], seed, events, **shape)
     run = Run(namespace, stream)
     publisher = Publisher(namespace)
     started = time.monotonic()
@@ -127,6 +130,39 @@ async def test_kill9_the_worker_five_times_mid_stream() -> None:
         run.notes["kills"] = 5
 
     await run_case("kill9", events=30_000, seconds=30, faults=kill_five_times, seed=11)
+
+
+async def test_kill9_during_a_backfill_spread_over_twenty_days() -> None:
+    """Most events are weeks old, so runs touch many days and local write batches are large:
+    kills land inside them as often as between them."""
+    rng = random.Random(2)
+
+    async def kill_six_times(run: Run) -> None:
+        for _ in range(6):
+            await asyncio.sleep(rng.uniform(1.0, 3.0))
+            run.workers[-1].kill9()
+            await run.start_worker("restarted").wait_assigned()
+        run.notes["kills"] = 6
+
+    await run_case(
+        "backfill-kill9", events=40_000, seconds=20, faults=kill_six_times, seed=17,
+        late_fraction=0.8,
+    )  # fmt: skip
+
+
+async def test_local_store_deleted_while_the_worker_is_down() -> None:
+    """The state is restored from the state log alone, then the stream goes on."""
+
+    async def lose_the_disk(run: Run) -> None:
+        await asyncio.sleep(5)
+        worker = run.workers[-1]
+        worker.kill9()
+        assert worker.data_dir.exists()
+        shutil.rmtree(worker.data_dir)
+        await run.start_worker("worker").wait_assigned()  # same label: same, now empty, dir
+        run.notes["local_store_deleted"] = True
+
+    await run_case("wiped-store", events=20_000, seconds=15, faults=lose_the_disk, seed=18)
 
 
 async def test_broker_stop_and_restart_mid_stream() -> None:

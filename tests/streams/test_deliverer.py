@@ -7,11 +7,13 @@ import random
 from streams.deliverer import _Status, backoff_seconds, sign
 
 
-def test_signature_is_hmac_sha256_of_the_body() -> None:
+def test_finding_11_signature_covers_a_timestamp_with_the_body() -> None:
     body = b'{"alert_id":"acme:2026-11-01:80"}'
-    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
-    assert sign("s3cret", body) == f"sha256={expected}"
-    assert sign("other", body) != sign("s3cret", body)
+    expected = hmac.new(b"s3cret", b"1795000000." + body, hashlib.sha256).hexdigest()
+    assert sign("s3cret", body, 1795000000) == f"t=1795000000,v1={expected}"
+    assert sign("other", body, 1795000000) != sign("s3cret", body, 1795000000)
+    # The same body at another time has another signature: an old one cannot be replayed.
+    assert sign("s3cret", body, 1795000001) != sign("s3cret", body, 1795000000)
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
