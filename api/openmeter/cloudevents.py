@@ -23,6 +23,7 @@ from typing import Final
 import msgspec
 
 from core.events import MAX_BATCH_EVENTS, Event, Rejection, decode_event
+from core.excerpt import excerpt
 
 __all__ = (
     "CONTENT_TYPES",
@@ -31,7 +32,6 @@ __all__ = (
     "app_from_source",
     "event_id_of",
     "map_body",
-    "quoted",
 )
 
 CONTENT_TYPES: Final = (
@@ -41,7 +41,6 @@ CONTENT_TYPES: Final = (
 )
 _MAX_EVENT_ID: Final = 128
 _MAX_APP_ID: Final = 64
-_QUOTE: Final = 80  # characters of client input quoted in an error, at most
 _NOT_IN_APP_ID = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -81,11 +80,6 @@ _text_decoder = msgspec.json.Decoder(str)
 _ZERO = msgspec.Raw(b'"0"')  # an event without credits still counts as a call
 
 
-def quoted(text: str) -> str:
-    """``text`` for an error message: repr, cut to a bounded length."""
-    return repr(text) if len(text) <= _QUOTE else repr(text[:_QUOTE]) + "…"
-
-
 def event_id_of(source: str, event_id: str) -> str:
     """Creditflow's ``event_id`` for OpenMeter's ``(source, id)``; deterministic, <= 128 chars."""
     readable = f"om:{len(source)}:{source}:{event_id}"
@@ -108,7 +102,7 @@ def _media_type(content_type: str | None) -> str:
     media = (content_type or "application/json").partition(";")[0].strip().lower()
     if media not in CONTENT_TYPES:
         raise IngestError(
-            f"content type {quoted(media)} is not supported; "
+            f"content type {excerpt(media)} is not supported; "
             f"send one of {', '.join(CONTENT_TYPES)}",
             unsupported=True,
         )
@@ -125,6 +119,8 @@ def _items(body: bytes, media: str) -> list[bytes]:
             items = _items_decoder.decode(body)
         except (msgspec.DecodeError, UnicodeDecodeError) as error:
             raise IngestError(f"the body is not valid JSON: {error}") from None
+        except RecursionError:
+            raise IngestError("the body is nested too deeply to be CloudEvents") from None
         if not items:
             raise IngestError("the batch is empty: send at least one event")
         if len(items) > MAX_BATCH_EVENTS:
@@ -177,6 +173,8 @@ def _map_item(raw: bytes, index: int, now_ms: int) -> Event | ItemError:
         return ItemError(index, "invalid_cloudevent", str(error).replace("`$.", "`"))
     except (msgspec.DecodeError, UnicodeDecodeError) as error:
         return ItemError(index, "invalid_json", str(error))
+    except RecursionError:
+        return ItemError(index, "invalid_json", "nested too deeply to be a CloudEvent")
     try:
         mapped = _call_event(cloud, now_ms)
     except ValueError as error:

@@ -16,18 +16,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from api.auth import Authenticated
-from api.openmeter.cloudevents import IngestError, ItemError, map_body, quoted
+from api.bodies import read_body
+from api.openmeter.cloudevents import IngestError, ItemError, map_body
 from api.openmeter.problems import Problem, ProblemRoute
 from api.routes.events import publish_events
 from api.services import Services, services
 from core.events import Event, Reason
+from core.excerpt import excerpt
 from core.partition import time_rejection
 
 __all__ = ("router",)
 
 router = APIRouter(route_class=ProblemRoute, tags=["OpenMeter"])
 
-_MAX_BODY = 4 * 1024 * 1024
 _LISTED_ERRORS = 20  # a problem lists at most this many refused events
 
 
@@ -40,9 +41,7 @@ async def ingest_events(
     request: Request, principal: Authenticated, svc: Annotated[Services, Depends(services)]
 ) -> Response:
     """204 when every event is stored; 400 (nothing stored) when any event is refused."""
-    body = await request.body()
-    if len(body) > _MAX_BODY:
-        raise Problem(413, "body_too_large", f"the request body is over {_MAX_BODY} bytes")
+    body = await read_body(request, svc.settings.max_request_bytes)
     now = time.time_ns() // 1_000_000
     try:
         mapped = map_body(body, request.headers.get("content-type"), now)
@@ -59,7 +58,7 @@ async def ingest_events(
             item = ItemError(
                 item.index or 0,
                 Reason.FORBIDDEN_ACCOUNT.value,
-                f"this token has no write scope on subject {quoted(item.account_id)}",
+                f"this token has no write scope on subject {excerpt(item.account_id)}",
             )
         elif isinstance(item, Event) and not floor <= item.occurred_ms <= ceiling:
             rejection = time_rejection(item, floor, ceiling, now)

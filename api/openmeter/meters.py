@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
 from zoneinfo import ZoneInfo
 
-from api.openmeter.cloudevents import quoted
 from core.buckets import is_aligned
 from core.events import ID_PATTERN
+from core.excerpt import excerpt
 from core.localtime import Window, parse_bound, parse_tz
 
 __all__ = (
@@ -140,17 +140,22 @@ def _filter_literal(text: str) -> dict[str, list[str]]:
         raise QueryError(f"filterGroupBy: longer than {_MAX_FILTER_TEXT} characters")
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise QueryError("filterGroupBy: nested too deeply") from None
     except ValueError:
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             raise QueryError(
-                f"filterGroupBy: {quoted(text)} is not an object; send "
+                f"filterGroupBy: {excerpt(text)} is not an object; send "
                 "filterGroupBy[app_id]=<app> or filterGroupBy={'app_id': '<app>'}"
             ) from None
     if not isinstance(value, dict):
         raise QueryError("filterGroupBy: expected an object of group-by key to value")
-    return {str(key): _strings(item, f"filterGroupBy[{key}]") for key, item in value.items()}
+    return {
+        str(key): _strings(item, f"filterGroupBy[{excerpt(str(key))}]")
+        for key, item in value.items()
+    }
 
 
 def parse_query_string(meter: Meter, items: Iterable[tuple[str, str]]) -> MeterQuery:
@@ -175,7 +180,7 @@ def parse_query_string(meter: Meter, items: Iterable[tuple[str, str]]) -> MeterQ
             raise QueryError(f"advancedMeterGroupByFilters: over {_MAX_FILTER_TEXT} characters")
         try:
             advanced = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise QueryError("advancedMeterGroupByFilters: not valid JSON") from None
     return _query(
         meter,
@@ -206,7 +211,9 @@ def parse_body(meter: Meter, body: object) -> MeterQuery:
     if filters is not None:
         if not isinstance(filters, dict):
             raise QueryError("filterGroupBy: expected an object of key to values")
-        filters = {str(k): _strings(v, f"filterGroupBy[{k}]") for k, v in filters.items()}
+        filters = {
+            str(k): _strings(v, f"filterGroupBy[{excerpt(str(k))}]") for k, v in filters.items()
+        }
     return _query(
         meter,
         text("from"),
@@ -230,7 +237,7 @@ def _bound(name: str, text: str | None, tz: ZoneInfo) -> int | None:
         raise QueryError(f"{name}: {error}") from None
     if not is_aligned(instant):
         raise QueryError(
-            f"{name}: {quoted(text)} is not on a 15-minute boundary (:00, :15, :30 or :45 and "
+            f"{name}: {excerpt(text)} is not on a 15-minute boundary (:00, :15, :30 or :45 and "
             "no seconds); creditflow's buckets are 15 minutes long, so only aligned ranges "
             "are exact"
         )
@@ -246,7 +253,7 @@ def _window(size: str | None) -> Window:
             "buckets; use HOUR, DAY or MONTH, or no windowSize for one total per group"
         )
     if size not in WINDOW_SIZES:
-        raise QueryError(f"windowSize must be HOUR, DAY or MONTH (or absent); got {quoted(size)}")
+        raise QueryError(f"windowSize must be HOUR, DAY or MONTH (or absent); got {excerpt(size)}")
     return WINDOW_SIZES[size]
 
 
@@ -257,7 +264,7 @@ def _app_filter(filters: Mapping[str, list[str]] | None, advanced: object | None
         unknown = sorted(set(filters) - {"app_id"})
         if unknown:
             raise QueryError(
-                f"filterGroupBy: unknown group-by key {quoted(unknown[0])}; "
+                f"filterGroupBy: unknown group-by key {excerpt(unknown[0])}; "
                 "the meters filter by app_id"
             )
         return AppFilter(include=frozenset(filters["app_id"]))
@@ -308,11 +315,11 @@ def _query(
         raise QueryError("from must be before to (the range is half-open [from, to))")
     for subject in subjects:
         if not _ACCOUNT.fullmatch(subject):
-            raise QueryError(f"subject: {quoted(subject)} is not a valid account id")
+            raise QueryError(f"subject: {excerpt(subject)} is not a valid account id")
     unknown = [key for key in group_by if key not in GROUP_KEYS]
     if unknown:
         raise QueryError(
-            f"groupBy: unknown key {quoted(unknown[0])}; the meters group by subject and app_id"
+            f"groupBy: unknown key {excerpt(unknown[0])}; the meters group by subject and app_id"
         )
     keys = list(dict.fromkeys(group_by))
     if subjects and "subject" not in keys:

@@ -8,7 +8,6 @@ revocation: :mod:`api.openmeter.tokens`.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from typing import Annotated, Any
@@ -16,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import Authenticated, Principal
+from api.bodies import parse_exact_json, read_body
 from api.openmeter.meters import METERS, QueryError, parse_query_string
 from api.openmeter.problems import Problem, ProblemRoute
 from api.openmeter.queries import answer_query, meter_or_404
@@ -37,11 +37,9 @@ def _admin(principal: Principal) -> None:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > _MAX_BODY:
-        raise Problem(413, "body_too_large", f"the body is over {_MAX_BODY} bytes")
+    raw = await read_body(request, _MAX_BODY)
     try:
-        body = json.loads(raw or b"{}")
+        body = parse_exact_json(raw or b"{}")
     except ValueError:
         raise Problem(400, "invalid_request", "the body is not valid JSON") from None
     if not isinstance(body, dict):

@@ -9,12 +9,12 @@ Each answer carries ``X-Creditflow-As-Of``: the event time up to which it is com
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from api.auth import Authenticated, Principal
+from api.bodies import parse_exact_json, read_body
 from api.openmeter.meters import (
     METERS,
     Meter,
@@ -166,11 +166,9 @@ async def query_meter_post(
     svc: Annotated[Services, Depends(services)],
 ) -> Response:
     """The same query, its parameters in the body (OpenMeter's ``MeterQueryRequest``)."""
-    raw = await request.body()
-    if len(raw) > _MAX_QUERY_BODY:
-        raise Problem(413, "body_too_large", f"a query body is at most {_MAX_QUERY_BODY} bytes")
+    raw = await read_body(request, _MAX_QUERY_BODY)
     try:
-        query = parse_body(meter_or_404(meter), json.loads(raw or b"{}"))
+        query = parse_body(meter_or_404(meter), parse_exact_json(raw or b"{}"))
     except (QueryError, ValueError) as error:
         raise Problem(400, "invalid_query", str(error)) from None
     return await answer_query(request, svc, principal, query)

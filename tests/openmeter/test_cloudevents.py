@@ -184,3 +184,22 @@ def test_error_messages_do_not_echo_unbounded_input() -> None:
     with pytest.raises(IngestError) as info:
         map_body(b"{}", "x/" + "y" * 10_000, T0)
     assert len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 5000,
+        b'[{"data": ' + b"[" * 5000 + b"]" * 5000 + b"}]",
+        json.dumps(cloud(data={"x": "deep"}))
+        .encode()
+        .replace(b'"deep"', b"[" * 5000 + b"]" * 5000),
+    ],
+)
+def test_deeply_nested_bodies_are_refused_not_a_crash(body: bytes) -> None:
+    try:
+        items = map_body(body, "application/json", T0)
+    except IngestError as error:
+        assert "nested too deeply" in str(error)
+        return
+    assert [item.reason for item in items if isinstance(item, ItemError)] == ["invalid_json"]
