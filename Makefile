@@ -27,7 +27,7 @@ test: install lint typecheck
 
 # Every broker-free test: no Kafka, no Redis, no browser (RocksDB runs in a temporary directory).
 unit: install
-	@$(VENV)/bin/pytest -q tests/core tests/models tests/streams tests/view tests/config tests/bench tests/test_docker_compose.py
+	@$(VENV)/bin/pytest -q tests/core tests/models tests/streams tests/view tests/config tests/bench tests/openmeter tests/test_docker_compose.py
 
 lint: install
 	@$(VENV)/bin/ruff check .

@@ -66,7 +66,7 @@ _ENTRY_OVERHEAD = 200
 
 
 class StreamSlots:
-    """Open usage streams, per token and in all, against their limits (one API process)."""
+    """Open streams (usage and access), per token and in all, against their limits (a process)."""
 
     def __init__(self, per_token: int, total: int) -> None:
         self.per_token = per_token
@@ -77,9 +77,9 @@ class StreamSlots:
     def acquire(self, token_name: str) -> str | None:
         """Take a slot; None when granted, else why not (the caller answers 429)."""
         if self._count >= self.total:
-            return f"this server already serves {self.total} usage streams; retry later"
+            return f"this server already serves {self.total} streams; retry later"
         if self._open.get(token_name, 0) >= self.per_token:
-            return f"this token already has {self.per_token} open usage streams"
+            return f"this token already has {self.per_token} open streams (usage and access)"
         self._open[token_name] = self._open.get(token_name, 0) + 1
         self._count += 1
         return None

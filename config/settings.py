@@ -149,13 +149,17 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         4 * 1024 * 1024,
         ge=1024,
-        description="Largest POST /v1/events body; a longer one is cut off with 413.",
+        description="Largest POST /v1/events (and /api/v1/events) body; 413 beyond.",
     )
     sse_streams_per_token: int = Field(
-        4, ge=1, description="Open usage streams (SSE) per token and API process; then 429."
+        4,
+        ge=1,
+        description="Open SSE streams (usage and access) per token and API process; then 429.",
     )
     sse_streams_total: int = Field(
-        200, ge=1, description="Open usage streams (SSE) per API process, all tokens; then 429."
+        200,
+        ge=1,
+        description="Open SSE streams (usage and access) per API process, all tokens; then 429.",
     )
     sse_max_points: int = Field(
         2000, ge=1, description="Most series windows a usage stream may ask for (recomputed live)."

@@ -1,7 +1,8 @@
 """``GET /v1/accounts/{account}/usage/stream``: the usage answer pushed as Server-Sent Events.
 
 A stream is long-lived, so one token could otherwise open thousands of them. Each is bounded:
-streams per token and in all (``CREDITFLOW_SSE_STREAMS_PER_TOKEN``, ``..._TOTAL``: 429 beyond),
+streams per token and in all (``CREDITFLOW_SSE_STREAMS_PER_TOKEN``, ``..._TOTAL``: 429 beyond;
+access streams, :mod:`api.routes.access`, take their slots from the same :class:`SlotResponse`),
 series windows per stream (``CREDITFLOW_SSE_MAX_POINTS``: 400 beyond), one shared Redis read
 per account and poll however many streams follow it, and answers rendered once per change
 through the usage answer cache, large ones off the event loop.

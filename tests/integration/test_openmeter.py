@@ -9,6 +9,7 @@ reads is compared with creditflow's own ``/v1`` answer for the same question.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import hashlib
 import io
@@ -45,6 +46,8 @@ CLIENTS = ("b236", "b188", "js")
 SEOUL = ZoneInfo("Asia/Seoul")
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 TODAY = NOW.replace(hour=0, minute=0)
+STREAMER_TOKEN = "streamer-of-raw-hard"
+STREAMS_PER_TOKEN = 2
 CREDITS = ("12.5", "3.25", "0.125", "48", "7.75", "0.1", "0.2", "1.000001", "5", "2.5")
 
 
@@ -86,9 +89,17 @@ def _files(env: Namespace) -> None:
         }
         for client in CLIENTS
     ]
+    tokens.append(
+        {
+            "name": "streamer",
+            "sha256": hashlib.sha256(STREAMER_TOKEN.encode()).hexdigest(),
+            "scopes": [f"read:{accounts('raw')[1]}"],
+        }
+    )
     (ARTIFACTS / f"{env.name}-tokens.yaml").write_text(json.dumps({"tokens": tokens}))
     env.extra["CREDITFLOW_CONTRACTS_FILE"] = str(ARTIFACTS / f"{env.name}-contracts.yaml")
     env.extra["CREDITFLOW_TOKENS_FILE"] = str(ARTIFACTS / f"{env.name}-tokens.yaml")
+    env.extra["CREDITFLOW_SSE_STREAMS_PER_TOKEN"] = str(STREAMS_PER_TOKEN)
 
 
 @dataclass
@@ -618,6 +629,30 @@ async def _next_access(lines: Any) -> dict[str, Any]:
         raise AssertionError("the stream ended")
 
     return await asyncio.wait_for(read(), 30)
+
+
+async def test_access_streams_share_the_stream_limits(stack: Stack) -> None:
+    account = accounts("raw")[1]
+    access = f"/v1/accounts/{account}/access/stream"
+    usage = f"/v1/accounts/{account}/usage/stream"
+    async with contextlib.AsyncExitStack() as streams:
+        for _ in range(STREAMS_PER_TOKEN):
+            opened = await streams.enter_async_context(
+                stack.http.stream("GET", access, headers=auth(STREAMER_TOKEN), timeout=30)
+            )
+            assert opened.status_code == 200
+        # Bounded: were access streams unlimited, this would be a stream that never ends.
+        for path in (access, usage):
+            over = await asyncio.wait_for(stack.http.get(path, headers=auth(STREAMER_TOKEN)), 10)
+            assert over.status_code == 429, over.text
+            assert over.json()["error"]["code"] == "too_many_streams"
+
+    async def reopened() -> bool:
+        async with stack.http.stream("GET", access, headers=auth(STREAMER_TOKEN)) as again:
+            return again.status_code == 200
+
+    # Closed streams give their slots back (the server notices the disconnects).
+    await wait_until(reopened, timeout=15, interval=0.3)
 
 
 async def test_portal_tokens_work_on_every_process_and_revoke_everywhere(stack: Stack) -> None:
