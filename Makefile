@@ -22,11 +22,12 @@ demo: install
 test: install lint typecheck
 	@scripts/stack up kafka redis rcluster
 	@scripts/browser
+	@scripts/openmeter-sdks
 	@$(VENV)/bin/pytest -q
 
 # Every broker-free test: no Kafka, no Redis, no browser (RocksDB runs in a temporary directory).
 unit: install
-	@$(VENV)/bin/pytest -q tests/core tests/models tests/streams tests/view tests/config tests/bench tests/api tests/cli tests/test_docker_compose.py tests/test_producers.py
+	@$(VENV)/bin/pytest -q tests --ignore=tests/integration --ignore=tests/browser
 
 lint: install
 	@$(VENV)/bin/ruff check .

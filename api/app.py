@@ -9,14 +9,33 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from api.errors import ApiError, install_error_handlers
 from api.fastpath import UsageFastPath
-from api.routes import admin, billing, dashboard, events, health, stream, usage
+from api.openmeter.router import router as openmeter_router
+from api.routes import access, admin, billing, dashboard, events, health, stream, usage
 from api.services import Services
 from config.settings import Settings, get_settings
 
 __all__ = ("create_app",)
+
+
+class _App(FastAPI):
+    """FastAPI with the access check's fast path outside the framework's own middleware.
+
+    The access check is meant to be called on every request of a gateway; FastAPI's error,
+    telemetry and body-limit layers cost it more than the answer itself. The fast path only
+    ever answers 200s and hands everything else (errors included) to the full stack.
+    """
+
+    services: Services
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """The usual stack, wrapped by :class:`api.routes.access.AccessFastPath`."""
+        return access.AccessFastPath(
+            super().build_middleware_stack(), self.services, self.services.tokens
+        )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -38,12 +57,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await svc.close()
 
-    app = FastAPI(
+    app = _App(
         title="creditflow",
         version="0.1.0",
         description="Real-time usage and credit metering: exact per-app and per-account totals.",
         lifespan=lifespan,
     )
+    app.services = svc
     app.state.services = svc
     app.state.tokens = svc.tokens
     install_error_handlers(app)
@@ -54,5 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(health.router)
     app.include_router(dashboard.router)
+    app.include_router(access.router)
+    app.include_router(openmeter_router)
     app.add_middleware(UsageFastPath, services=svc, tokens=svc.tokens)
     return app

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -92,7 +92,10 @@ class _TokenFile(BaseModel):
 
 
 class TokenStore:
-    """Token hashes and their principals."""
+    """Token hashes and their principals.
+
+    ``issued`` looks up tokens issued at run time (portal tokens) by hash, after the file's.
+    """
 
     def __init__(self, admin_token: str, entries: list[tuple[str, str, list[str]]]) -> None:
         if bearer_token(b"Bearer " + admin_token.encode()) != admin_token:
@@ -100,6 +103,7 @@ class TokenStore:
         self._by_hash = {hash_token(admin_token): Principal("admin", frozenset({"admin"}))}
         for name, digest, scopes in entries:
             self._by_hash[digest] = Principal(name, frozenset(scopes))
+        self.issued: Callable[[str], Principal | None] | None = None
 
     @classmethod
     def load(cls, admin_token: str, path: Path) -> TokenStore:
@@ -109,8 +113,12 @@ class TokenStore:
         return cls(admin_token, [(t.name, t.sha256, t.scopes) for t in parsed.tokens])
 
     def principal(self, token: str) -> Principal | None:
-        """The principal of a presented token, if known."""
-        return self._by_hash.get(hash_token(token))
+        """The principal of a presented token, if known (and, if issued, not expired)."""
+        digest = hash_token(token)
+        found = self._by_hash.get(digest)
+        if found is None and self.issued is not None:
+            return self.issued(digest)
+        return found
 
     def principal_of(self, header: bytes) -> Principal | None:
         """The principal of a raw ``Authorization`` value, if it carries a known token."""

@@ -13,6 +13,8 @@ from fastapi import Request
 
 from api.auth import TokenStore
 from api.errors import ApiError
+from api.openmeter.tokens import KIND as PORTAL_KIND
+from api.openmeter.tokens import PortalTokens
 from config.contracts import ContractBook, load_contracts
 from config.settings import Settings
 from streams.accounts import AccountConfig
@@ -64,7 +66,7 @@ _ENTRY_OVERHEAD = 200
 
 
 class StreamSlots:
-    """Open usage streams, per token and in all, against their limits (one API process)."""
+    """Open streams (usage and access), per token and in all, against their limits (a process)."""
 
     def __init__(self, per_token: int, total: int) -> None:
         self.per_token = per_token
@@ -75,9 +77,9 @@ class StreamSlots:
     def acquire(self, token_name: str) -> str | None:
         """Take a slot; None when granted, else why not (the caller answers 429)."""
         if self._count >= self.total:
-            return f"this server already serves {self.total} usage streams; retry later"
+            return f"this server already serves {self.total} streams; retry later"
         if self._open.get(token_name, 0) >= self.per_token:
-            return f"this token already has {self.per_token} open usage streams"
+            return f"this token already has {self.per_token} open streams (usage and access)"
         self._open[token_name] = self._open.get(token_name, 0) + 1
         self._count += 1
         return None
@@ -112,6 +114,7 @@ class Services:
     _producer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _accounts: AccountConfig | None = None
     _accounts_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    portal: PortalTokens = field(default_factory=PortalTokens)
     # Large answers are computed here, off the event loop; two threads, so a burst of them
     # cannot take every core from the other requests.
     compute: ThreadPoolExecutor = field(
@@ -131,7 +134,7 @@ class Services:
         """
         client = connect(settings.redis_url, settings.redis_cluster_nodes)
         keys = ViewKeys(settings.view_prefix)
-        return cls(
+        created = cls(
             settings=settings,
             redis=client,
             reader=ViewReader(client, keys, settings.partitions, settings.view_cache_bytes),
@@ -142,6 +145,8 @@ class Services:
                 settings.admin_token_for(settings.api_host), settings.tokens_file
             ),
         )
+        created.tokens.issued = created.portal.principal
+        return created
 
     async def producer(self) -> AIOKafkaProducer:
         """A started idempotent producer (started on first use, so reads never wait for Kafka)."""
@@ -166,6 +171,7 @@ class Services:
         async with self._accounts_lock:
             if self._accounts is None:
                 accounts = AccountConfig(self.settings, self.contracts)
+                accounts.listeners[PORTAL_KIND] = self.portal.apply
                 try:
                     await ensure_topics(self.settings)
                     await accounts.start()

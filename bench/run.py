@@ -15,11 +15,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from bench import throughput
+from bench.access import run_access
 from bench.latency import plot_freshness, run_latency
 from bench.namespace import RESULTS, ROOT, Namespace, free_port
 from bench.query import run_query
@@ -36,6 +37,7 @@ TARGETS = {
     "freshness_p99_ms": 200.0,
     "alert_p99_ms": 1000.0,
     "query_p99_ms": 25.0,
+    "access_p99_ms": 2.0,
 }
 
 
@@ -53,9 +55,16 @@ class Sizes:
     query_seconds: int = 10
     query_clients: int = 50
     api_workers: int = 1
+    access_rate: float = 2000.0
+    access_clients: int = 50
+    access_seconds: int = 20
+    access_accounts: int = 1000
+    access_api_workers: int = 1
 
 
-QUICK = Sizes(60_000, 500, 20_000, 1000.0, 1, 12.0, 20, 3, 50, 1)
+QUICK = Sizes(
+    60_000, 500, 20_000, 1000.0, 1, 12.0, 20, 3, 50, 1, access_seconds=3, access_accounts=100
+)
 PHASE_TRIES = 2
 
 
@@ -115,7 +124,7 @@ def _rates(rows: list[dict[str, Any]]) -> str:
 def run(sizes: Sizes, skip_quix: bool = False) -> dict[str, Any]:
     """Every phase; returns the result document (a failed phase holds its reason)."""
     results: dict[str, Any] = {"sizes": sizes.__dict__}
-    total = 4
+    total = 5
 
     started = _step(
         1, total, f"batch records: {sizes.batch_events:,} events in records of {sizes.batch_size}"
@@ -179,7 +188,61 @@ def run(sizes: Sizes, skip_quix: bool = False) -> dict[str, Any]:
             f"p99 {results['query']['p99_ms']} ms at "
             f"{results['query']['requests_per_second']:,} req/s",
         )
+
+    access_phase(results, sizes, 5, total)
     return results
+
+
+def access_phase(results: dict[str, Any], sizes: Sizes, number: int, total: int) -> None:
+    """The access check at a fixed rate over random accounts (bench/access.py), retried."""
+    started = _step(
+        number,
+        total,
+        f"access check: {sizes.access_rate:,.0f} req/s paced, {sizes.access_clients} clients, "
+        f"{sizes.access_accounts:,} accounts",
+    )
+
+    def access() -> dict[str, Any]:
+        namespace = Namespace("access")
+        namespace.flush_redis()
+        return run_access(
+            namespace,
+            sizes.access_rate,
+            sizes.access_clients,
+            sizes.access_seconds,
+            sizes.access_accounts,
+            free_port(),
+            sizes.access_api_workers,
+        )
+
+    if _phase(results, "access", access):
+        figures = results["access"]["access"]
+        _done(started, f"p99 {figures['p99_ms']} ms at {figures['requests_per_second']:,} req/s")
+
+
+def access_verdicts(result: dict[str, Any]) -> list[Verdict]:
+    """The access phase's rows of the table (one without a figure if the phase failed)."""
+    if "access" not in result:
+        return [("access p99 ms", "FAILED", f"p99 <= {TARGETS['access_p99_ms']}", None)]
+    access, billing = result["access"], result["billing_baseline"]
+    clean = access["non_2xx"] == 0 and access["socket_errors"] == 0
+    return [
+        (
+            f"access p50/p99 ms @ {access['requests_per_second']:,}/s, {result['clients']} clients, "
+            f"{result['api_workers']} API",
+            f"{access['p50_ms']}/{access['p99_ms']}",
+            f"p99 <= {TARGETS['access_p99_ms']}",
+            clean
+            and access["p99_ms"] <= TARGETS["access_p99_ms"]
+            and access["requests_per_second"] >= 0.98 * access["offered_per_second"],
+        ),
+        (
+            "  /billing (same used, framework path)",
+            f"{billing['p50_ms']}/{billing['p99_ms']}",
+            "(baseline)",
+            True,
+        ),
+    ]
 
 
 Verdict = tuple[str, str, str, bool | None]
@@ -297,13 +360,15 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
                 True,
             )
         )
+    if "access" in results:
+        rows += access_verdicts(results["access"])
     return rows
 
 
 def failures(results: dict[str, Any]) -> list[str]:
     """Why each failed phase or subject has no figure."""
     lines = []
-    for phase in ("batch", "single", "latency", "query"):
+    for phase in ("batch", "single", "latency", "query", "access"):
         value = results.get(phase)
         if isinstance(value, dict) and value.get("failed"):
             lines.append(f"{phase}: {value['failed']}")
@@ -443,6 +508,12 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="a small smoke run (figures not meaningful)"
     )
     parser.add_argument("--skip-quix", action="store_true")
+    parser.add_argument(
+        "--only", choices=["access"], help="run one phase alone (results in <phase>-latest.json)"
+    )
+    parser.add_argument(
+        "--api-workers", type=int, help="API processes of the access phase (default 1)"
+    )
     parser.add_argument("--plot", default=str(ROOT / "docs" / "freshness.png"))
     parser.add_argument(
         "--scale",
@@ -472,7 +543,28 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run([str(ROOT / "scripts" / "stack"), "up", "kafka", "redis"], check=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     uptime_before = _uptime()
-    results = run(QUICK if args.quick else Sizes(), skip_quix=args.skip_quix)
+    sizes = QUICK if args.quick else Sizes()
+    if args.api_workers:
+        sizes = replace(sizes, access_api_workers=args.api_workers)
+    if args.only == "access":
+        alone: dict[str, Any] = {}
+        access_phase(alone, sizes, 1, 1)
+        alone["machine"] = {**_machine(), "uptime_before": uptime_before, "uptime_after": _uptime()}
+        (RESULTS / "access-latest.json").write_text(json.dumps(alone, indent=2))
+        for metric, measured, target, met in access_verdicts(alone["access"]):
+            mark = (
+                "FAILED"
+                if met is None
+                else ""
+                if target.startswith("(")
+                else "ok"
+                if met
+                else "MISSED"
+            )
+            print(f"{metric:<50}{measured:>20}  {target:<14}{mark}")
+        print(f"\nJSON: {RESULTS / 'access-latest.json'}")
+        return 0
+    results = run(sizes, skip_quix=args.skip_quix)
     results["machine"] = {**_machine(), "uptime_before": uptime_before, "uptime_after": _uptime()}
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     document = json.dumps(results, indent=2)

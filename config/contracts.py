@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     field_validator,
     model_validator,
@@ -121,6 +122,11 @@ class Contract(BaseModel):
     currency: str = "USD"
     alert_thresholds: list[Annotated[int, Field(ge=1, le=1000)]] = Field(
         default_factory=lambda: [50, 80, 100]
+    )
+    hard_limit: StrictBool = Field(
+        False,
+        description="True: the access check denies once the allotment is used; "
+        "false: usage past it is billed pay-as-you-go.",
     )
     version: int = Field(1, ge=1)
 

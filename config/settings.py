@@ -156,13 +156,17 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         4 * 1024 * 1024,
         ge=1024,
-        description="Largest POST /v1/events body; a longer one is cut off with 413.",
+        description="Largest POST /v1/events (and /api/v1/events) body; 413 beyond.",
     )
     sse_streams_per_token: int = Field(
-        4, ge=1, description="Open usage streams (SSE) per token and API process; then 429."
+        4,
+        ge=1,
+        description="Open SSE streams (usage and access) per token and API process; then 429.",
     )
     sse_streams_total: int = Field(
-        200, ge=1, description="Open usage streams (SSE) per API process, all tokens; then 429."
+        200,
+        ge=1,
+        description="Open SSE streams (usage and access) per API process, all tokens; then 429.",
     )
     sse_max_points: int = Field(
         2000, ge=1, description="Most series windows a usage stream may ask for (recomputed live)."
@@ -207,6 +211,20 @@ class Settings(BaseSettings):
     )
     view_rebuild_log_seconds: float = Field(
         5.0, gt=0, description="How often a view rebuild logs its progress."
+    )
+
+    # ---- OpenMeter-compatible surface (docs/openmeter.md)
+    portal_token_ttl_seconds: int = Field(
+        3600, ge=60, le=7 * 24 * 3600, description="Lifetime of a portal token."
+    )
+    portal_max_tokens: int = Field(
+        10_000, ge=1, description="Portal tokens alive at once (creation beyond answers 409)."
+    )
+    openmeter_max_subjects: int = Field(
+        1000, ge=1, description="Accounts one OpenMeter meter query may cover."
+    )
+    openmeter_max_cells: int = Field(
+        1_000_000, ge=1, description="Windows x accounts one OpenMeter meter query may compute."
     )
 
     @property

@@ -90,6 +90,8 @@ class AccountConfig:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        # Other kinds of config records (``{kind}:{name}`` keys), applied by their owners.
+        self.listeners: dict[str, Callable[[str, bytes | None], None]] = {}
 
     def terms_for(self, account_id: str) -> Terms | None:
         """Contract terms of an account (None without a contract)."""
@@ -160,6 +162,8 @@ class AccountConfig:
                     self.webhooks.pop(account_id, None)
                 else:
                     self.webhooks[account_id] = Webhooks.model_validate_json(value)
+            elif kind in self.listeners:
+                self.listeners[kind](account_id, value)
         except ValidationError as error:
             logger.error("ignoring invalid config record %r: %s", key, error)
             return

@@ -252,16 +252,44 @@ class ViewReader:
 
     async def buckets(self, account_id: str) -> dict[tuple[str, int], Bucket]:
         """Every bucket of an account, by ``(app, bucket start ms)`` (tools and tests)."""
-        _, changes, _ = await self._call(account_id, [], {})
         found: dict[tuple[str, int], Bucket] = {}
-        for month in sorted(map(_month_index, changes.keys() - {"#"})):
-            key = self.keys.day_slots(account_id, month)
-            days = cast("dict[bytes, bytes]", await self._redis.hgetall(key))
-            for name, blob in days.items():
-                app, _, day_of_month = name.decode().rpartition(":")
-                start = _day_number(month, int(day_of_month)) * DAY_MS
-                for slot, bucket in decode_day(blob).slots.items():
-                    found[(app, start + slot * BUCKET_MS)] = bucket
+        for month in await self._months_with_usage(account_id):
+            found.update(await self._month_buckets(account_id, month))
+        return found
+
+    async def extent(self, account_id: str) -> tuple[int, int] | None:
+        """``(first bucket start, last bucket end)`` of an account's usage, None without any.
+
+        Reads the change stamps, then the days of the first and the last month with usage.
+        Raises :class:`ViewNotReady` while the account's part of the view is incomplete.
+        """
+        months = await self._months_with_usage(account_id)
+        starts: list[int] = []
+        while months and not starts:  # a stamped month without days counts for nothing
+            starts = [start for _, start in await self._month_buckets(account_id, months.pop(0))]
+        if not starts:
+            return None
+        first, last = min(starts), max(starts)
+        while months:
+            later = [start for _, start in await self._month_buckets(account_id, months.pop())]
+            if later:
+                last = max(later)
+                break
+        return first, last + BUCKET_MS
+
+    async def _months_with_usage(self, account_id: str) -> list[int]:
+        _, changes, _ = await self._call(account_id, [], {})
+        return sorted(map(_month_index, changes.keys() - {"#"}))
+
+    async def _month_buckets(self, account_id: str, month: int) -> dict[tuple[str, int], Bucket]:
+        key = self.keys.day_slots(account_id, month)
+        days = cast("dict[bytes, bytes]", await self._redis.hgetall(key))
+        found: dict[tuple[str, int], Bucket] = {}
+        for name, blob in days.items():
+            app, _, day_of_month = name.decode().rpartition(":")
+            start = _day_number(month, int(day_of_month)) * DAY_MS
+            for slot, bucket in decode_day(blob).slots.items():
+                found[(app, start + slot * BUCKET_MS)] = bucket
         return found
 
     async def alerts(self, account_id: str) -> list[dict[str, Any]]:

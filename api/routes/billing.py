@@ -15,8 +15,9 @@ from api.routes.usage import check_account, freshness_fields, read_usage
 from api.services import Services, services
 from core.billing import Period, bill, period_at, previous_period
 from core.localtime import iso_local, parse_bound
+from view.reader import AccountUsage
 
-__all__ = ("router", "visible_alerts")
+__all__ = ("router", "used_between", "visible_alerts")
 
 router = APIRouter()
 
@@ -44,6 +45,15 @@ def visible_alerts(alerts: list[dict[str, Any]], principal: Principal) -> list[d
         ]
         shown.append({**alert, "deliveries": deliveries})
     return shown
+
+
+def used_between(view: AccountUsage, start_ms: int, end_ms: int) -> int:
+    """Micro-credits the account used in ``[start_ms, end_ms)``: the one billing computation.
+
+    The billing page and the access check both count "used this period" through here; ``view``
+    must have been read with both instants among its edges.
+    """
+    return sum(app.between(start_ms, end_ms)[2] for app in view.apps.values())
 
 
 def _period_body(period: Period, tz_name: str, tz: Any) -> dict[str, Any]:
@@ -89,7 +99,7 @@ async def get_billing(
     if chosen is None:
         raise ApiError(404, "no_period", f"no billing period of {account!r} covers that date")
     view = await read_usage(svc, account, [chosen.start_ms, chosen.end_ms])
-    used = sum(app.between(chosen.start_ms, chosen.end_ms)[2] for app in view.apps.values())
+    used = used_between(view, chosen.start_ms, chosen.end_ms)
     try:
         alerts = [
             alert
@@ -107,6 +117,7 @@ async def get_billing(
             "payg_rate": f"{terms.rate:f}",
             "currency": terms.currency,
             "upgrade_url": plan.upgrade_url if plan else None,
+            "hard_limit": contract.hard_limit,
             "contract_version": terms.version,
         },
         "period": _period_body(chosen, contract.time_zone, terms.tz),

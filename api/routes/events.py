@@ -20,7 +20,7 @@ from core.events import MAX_BATCH_EVENTS, Event, Reason, Rejection, decode_body
 from core.partition import time_rejection
 from models.events import CallEvent
 
-__all__ = ("router",)
+__all__ = ("publish_events", "router")
 
 router = APIRouter()
 
@@ -117,8 +117,13 @@ async def post_events(
         else:
             accepted.append(item)
     if accepted:
-        await _publish(svc, _records(accepted))
+        await publish_events(svc, accepted)
     return JSON({"accepted": len(accepted), "rejected": rejected}, status_code=202)
+
+
+async def publish_events(svc: Services, events: list[Event]) -> None:
+    """Valid events into the calls topic as batch records; 503 while Kafka cannot take them."""
+    await _publish(svc, _records(events))
 
 
 async def _publish(svc: Services, records: list[tuple[str, bytes]]) -> None:

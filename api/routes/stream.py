@@ -1,7 +1,8 @@
 """``GET /v1/accounts/{account}/usage/stream``: the usage answer pushed as Server-Sent Events.
 
 A stream is long-lived, so one token could otherwise open thousands of them. Each is bounded:
-streams per token and in all (``CREDITFLOW_SSE_STREAMS_PER_TOKEN``, ``..._TOTAL``: 429 beyond),
+streams per token and in all (``CREDITFLOW_SSE_STREAMS_PER_TOKEN``, ``..._TOTAL``: 429 beyond;
+access streams, :mod:`api.routes.access`, take their slots from the same :class:`SlotResponse`),
 series windows per stream (``CREDITFLOW_SSE_MAX_POINTS``: 400 beyond), one shared Redis read
 per account and poll however many streams follow it, and answers rendered once per change
 through the usage answer cache, large ones off the event loop.
@@ -29,7 +30,7 @@ from core.localtime import month_bounds, parse_tz
 from core.usage import UsageQuery, query_edges
 from view.reader import ViewNotReady
 
-__all__ = ("router",)
+__all__ = ("SlotResponse", "router", "shared_version")
 
 router = APIRouter()
 
@@ -39,7 +40,7 @@ _POLL_SECONDS = 0.2
 _KEEPALIVE_SECONDS = 5.0
 
 
-class _SlotResponse(StreamingResponse):
+class SlotResponse(StreamingResponse):
     """A stream that gives its slot back however it ends (done, disconnect, cancellation)."""
 
     def __init__(self, body: AsyncIterator[bytes], release: Callable[[], None]) -> None:
@@ -51,6 +52,7 @@ class _SlotResponse(StreamingResponse):
         self._release = release
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stream the body, then release the slot."""
         try:
             await super().__call__(scope, receive, send)
         finally:
@@ -96,7 +98,7 @@ async def stream_usage(
         raise ApiError(429, "too_many_streams", refusal, {"Retry-After": "5"})
     # The same cache key as the usage route: streams and polls of one question share answers.
     key = (account, start, end, tz, window, group_by, default_tz)
-    return _SlotResponse(
+    return SlotResponse(
         _frames(request, svc, query, key), lambda: svc.streams.release(principal.name)
     )
 
@@ -112,7 +114,7 @@ async def _frames(
             # Freshness before the data: what it claims is then in what follows. The version
             # read is shared by every stream of the account polling now (one Redis call).
             fresh = await svc.reader.freshness()
-            version = await _version(svc, query.account_id)
+            version = await shared_version(svc, query.account_id)
             now = time.monotonic()
             if version != last_version or now - last_sent >= _KEEPALIVE_SECONDS:
                 cache_key = (key[0], *version, *key[1:])
@@ -139,7 +141,7 @@ async def _frames(
         await asyncio.sleep(_POLL_SECONDS)
 
 
-async def _version(svc: Services, account: str) -> tuple[bytes, int]:
+async def shared_version(svc: Services, account: str) -> tuple[bytes, int]:
     """The account's view version, read once per poll interval however many streams ask."""
     now = time.monotonic()
     shared = svc.stream_versions.get(account)

@@ -536,10 +536,11 @@ function renderBilling() {
   $("usage-card").classList.toggle("over", Boolean(billing) && !isZero(billing.overage_credits));
   if (!billing) {
     const placeholder = document.body.classList.contains("loading") ? "…" : dash;
-    for (const id of ["plan-name", "plan-allotment", "plan-rate", "plan-period", "used", "allotment", "remaining"]) {
+    for (const id of ["plan-name", "plan-allotment", "plan-rate", "plan-period", "plan-limit", "used", "allotment", "remaining"]) {
       setValue(id, null, placeholder);
     }
     setValue("percent-used", null, "");
+    $("access-paused").hidden = true;
     $("upgrade").hidden = true;
     $("overage-box").hidden = true;
     $("usage-bar-fill").style.width = "0%";
@@ -554,6 +555,9 @@ function renderBilling() {
   setValue("plan-rate", plan.payg_rate, t("perCredit", { amount: formatMoney(plan.payg_rate, plan.currency) }));
   const period = billing.period;
   setValue("plan-period", period.start, `${period.start} – ${addDays(period.end, -1)} (${period.tz})`);
+  setValue("plan-limit", String(plan.hard_limit), t(plan.hard_limit ? "limitHard" : "limitSoft"));
+  // On a hard-limit contract the access check denies once the allotment is used (remaining 0).
+  $("access-paused").hidden = !(plan.hard_limit && isZero(billing.remaining));
   const upgrade = safeUrl(plan.upgrade_url);
   $("upgrade").hidden = upgrade === null;
   if (upgrade) {
@@ -1005,7 +1009,11 @@ function init() {
     const billing = state.billing;
     if (billing && state.token && Date.now() >= Date.parse(billing.period.end_at)) refreshBilling();
   }, 1000);
-  const token = sessionStorage.getItem(TOKEN_KEY);
+  // A platform embeds the page for its customer with a portal token in the fragment
+  // (#token=...): never sent to a server, and removed from the address bar at once.
+  const fragment = new URLSearchParams(window.location.hash.slice(1)).get("token");
+  if (fragment) history.replaceState(history.state, "", window.location.pathname + window.location.search);
+  const token = fragment || sessionStorage.getItem(TOKEN_KEY);
   if (token) signIn(token);
   else signOut();
 }

@@ -600,3 +600,44 @@ async def test_whoami_and_the_account_list_the_page_signs_in_with(dash: Dash) ->
     script = await dash.client.get("/static/app.js")
     assert script.status_code == 200
     assert "javascript" in script.headers["content-type"]
+
+
+async def test_a_portal_token_in_the_fragment_signs_in_and_a_hard_limit_shows(dash: Dash) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    contract_path = f"/v1/accounts/{dash.heavy}/contract"
+    contract = (await dash.client.get(contract_path, headers=admin)).json()
+    body = {k: v for k, v in contract.items() if k not in ("account_id", "version")}
+    changed = await dash.client.put(contract_path, json={**body, "hard_limit": True}, headers=admin)
+    assert changed.status_code == 200, changed.text
+    created = await dash.client.post(
+        "/api/v1/portal/tokens", json={"subject": dash.heavy}, headers=admin
+    )
+    assert created.status_code == 200, created.text
+    token = created.json()["token"]
+    page = await dash.page()
+    try:
+        # How a platform embeds the page for its customer: no sign-in form, no token in logs.
+        await page.goto(f"{dash.url}/accounts/{dash.heavy}/billing#token={token}")
+        await _expect_value(page, "#used", "1234.5")
+        await expect(page).to_have_url(f"{dash.url}/accounts/{dash.heavy}/billing")
+        await expect(page.locator("#signin")).to_be_hidden()
+        await _expect_value(page, "#plan-limit", "true")
+        await expect(page.locator("#plan-limit")).to_have_text("Access stops (hard limit)")
+        await expect(page.locator("#access-paused")).to_be_visible()
+        access = (await dash.client.get(f"/v1/accounts/{dash.heavy}/access", headers=admin)).json()
+        assert access["has_access"] is False and access["hard_limit"] is True
+        # The portal token reads its own account only.
+        await page.goto(f"{dash.url}/accounts/{dash.light}/billing")
+        await expect(page.locator("#banner")).to_contain_text("cannot read account")
+    finally:
+        await page.context.close()
+        await dash.client.put(contract_path, json={**body, "hard_limit": False}, headers=admin)
+    page = await dash.page()
+    try:
+        await page.goto(f"{dash.url}/accounts/{dash.light}/billing")
+        await _sign_in(page, LIGHT_TOKEN)
+        await _expect_value(page, "#plan-limit", "false")
+        await expect(page.locator("#plan-limit")).to_have_text("Pay-as-you-go")
+        await expect(page.locator("#access-paused")).to_be_hidden()
+    finally:
+        await page.context.close()

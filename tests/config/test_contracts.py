@@ -268,3 +268,17 @@ def test_to_terms_smallest_and_explicit() -> None:
         "acme", Contract.model_validate(contract(allotment_credits="999999999.999999"))
     )
     assert largest.allotment_micro == 999_999_999_999_999
+
+
+# ------------------------------------------------------------------ hard_limit
+
+
+def test_hard_limit_defaults_to_pay_as_you_go() -> None:
+    assert Contract.model_validate(contract()).hard_limit is False
+    assert Contract.model_validate(contract(hard_limit=True)).hard_limit is True
+
+
+@pytest.mark.parametrize("value", ["true", "yes", 1, None])
+def test_hard_limit_must_be_a_boolean(value: Any) -> None:
+    # A gate on access is never guessed from a string or a number.
+    assert "hard_limit" in rejection(contract(hard_limit=value))

@@ -1,0 +1,234 @@
+"""``GET /v1/accounts/{account}/access``: may the account keep calling? Cheap enough per request.
+
+The answer comes from the serving view and the contract already in memory: one Redis call
+(the period's two edges; month rows already cached are not sent again), no framework on the
+hot path (:class:`AccessFastPath`). ``/access/stream`` pushes the answer again whenever
+``has_access`` flips, so a gateway can cache the decision and still stop within moments of the
+allotment; its streams count against the same per-token and per-process limits as usage
+streams, and each poll reads the account's version once however many streams follow it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.auth import Authenticated, TokenStore, authorization_header
+from api.errors import ApiError
+from api.responses import JSON
+from api.routes.billing import used_between
+from api.routes.stream import SlotResponse, shared_version
+from api.routes.usage import check_account, freshness_fields, read_usage
+from api.services import Services, services
+from core.access import Access, decide
+from core.billing import Period, Terms, period_at
+from core.buckets import BUCKET_MS
+from core.money import format_micro
+from view.reader import ViewNotReady
+
+__all__ = ("AccessFastPath", "Standing", "access_body", "router", "standing_of")
+
+router = APIRouter()
+
+logger = logging.getLogger(__name__)
+
+_PREFIX, _SUFFIX = "/v1/accounts/", "/access"
+_POLL_SECONDS = 0.2
+_KEEPALIVE_SECONDS = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """An account's access decision in a billing period, and how fresh it is."""
+
+    access: Access
+    period: Period
+    as_of: str | None
+
+
+async def standing_of(svc: Services, account: str, at_ms: int | None = None) -> Standing:
+    """The account's standing in the period holding ``at_ms`` (default now).
+
+    "Used" is the billing page's own computation (:func:`api.routes.billing.used_between`);
+    with ``at_ms`` in the past it counts up to the 15-minute boundary at or before it.
+    404 without a contract, or when no period of the contract holds the instant.
+    """
+    accounts = await svc.accounts()
+    terms = accounts.terms_for(account)
+    contract = accounts.contracts.get(account)
+    if terms is None or contract is None:
+        raise ApiError(404, "no_contract", f"account {account!r} has no contract")
+    now = time.time_ns() // 1_000_000
+    instant = now if at_ms is None else at_ms
+    period = _period(terms, instant)
+    if period is None:
+        raise ApiError(404, "no_period", f"no billing period of {account!r} covers that instant")
+    end = period.end_ms if instant >= now else min(period.end_ms, instant - instant % BUCKET_MS)
+    view = await read_usage(svc, account, (period.start_ms, end))
+    used = used_between(view, period.start_ms, end)
+    access = decide(used, terms.allotment_micro, contract.hard_limit)
+    return Standing(access, period, freshness_fields(view.freshness)["as_of"])
+
+
+_periods: dict[str, tuple[Terms, Period]] = {}
+
+
+def _period(terms: Terms, instant_ms: int) -> Period | None:
+    """The period holding the instant; each account's current one is remembered (hot path).
+
+    Remembered with the very terms object it was computed from: a contract change makes new
+    terms, so a stale period is never used.
+    """
+    found = _periods.get(terms.account_id)
+    if found is not None and found[0] is terms and found[1].contains(instant_ms):
+        return found[1]
+    period = period_at(terms, instant_ms)
+    if period is not None and period.contains(time.time_ns() // 1_000_000):
+        if len(_periods) >= 100_000:
+            _periods.clear()
+        _periods[terms.account_id] = (terms, period)
+    return period
+
+
+def access_body(standing: Standing) -> dict[str, Any]:
+    """The access answer: decimal strings for credits, ``as_of`` for freshness."""
+    access = standing.access
+    return {
+        "has_access": access.has_access,
+        "remaining": format_micro(access.remaining_micro),
+        "used": format_micro(access.used_micro),
+        "allotment": format_micro(access.allotment_micro),
+        "hard_limit": access.hard_limit,
+        "as_of": standing.as_of,
+    }
+
+
+@router.get(
+    "/v1/accounts/{account}/access",
+    response_class=JSON,
+    summary="Whether the account may keep calling: used, remaining and the hard-limit decision",
+)
+async def get_access(
+    account: str, principal: Authenticated, svc: Annotated[Services, Depends(services)]
+) -> JSON:
+    """``has_access`` is false only on a ``hard_limit`` contract whose allotment is used up."""
+    check_account(account, principal)
+    return JSON(access_body(await standing_of(svc, account)))
+
+
+@router.get(
+    "/v1/accounts/{account}/access/stream",
+    response_class=StreamingResponse,
+    summary="Server-Sent Events: the access answer on connect and whenever has_access flips",
+    responses={429: {"description": "too many open streams for this token or server"}},
+)
+async def stream_access(
+    request: Request,
+    account: str,
+    principal: Authenticated,
+    svc: Annotated[Services, Depends(services)],
+) -> StreamingResponse:
+    """``event: access`` on connect and on every flip; a comment line keeps idle streams open."""
+    check_account(account, principal)
+    first = await standing_of(svc, account)
+    refusal = svc.streams.acquire(principal.name)
+    if refusal is not None:
+        raise ApiError(429, "too_many_streams", refusal, {"Retry-After": "5"})
+    return SlotResponse(
+        _flips(request, svc, account, first), lambda: svc.streams.release(principal.name)
+    )
+
+
+async def _flips(
+    request: Request, svc: Services, account: str, first: Standing
+) -> AsyncIterator[bytes]:
+    """The first answer, then one per flip of ``has_access``.
+
+    The decision is computed again only when it can have changed: the account's usage moved
+    (its view version, one read per poll shared by every stream of the account), its contract
+    changed, or the period ended.
+    """
+    yield _sse(access_body(first))
+    last = first
+    seen: tuple[object, ...] | None = None
+    quiet_since = time.monotonic()
+    while not await request.is_disconnected():
+        await asyncio.sleep(_POLL_SECONDS)
+        try:
+            terms = (await svc.accounts()).terms_for(account)
+            version = await shared_version(svc, account)
+            now = time.time_ns() // 1_000_000
+            state = (version, terms, last.period.contains(now))
+            if state != seen:
+                standing = await standing_of(svc, account)
+                seen = state
+                if standing.access.has_access != last.access.has_access:
+                    quiet_since = time.monotonic()
+                    yield _sse(access_body(standing))
+                last = standing
+        except (ApiError, ViewNotReady, RedisError) as error:
+            # Keep the last decision: the client sees no flip until it is known.
+            logger.debug("access stream of %s: %s", account, error)
+        if time.monotonic() - quiet_since >= _KEEPALIVE_SECONDS:
+            quiet_since = time.monotonic()
+            yield b": keep-alive\n\n"
+
+
+def _sse(body: dict[str, Any]) -> bytes:
+    return b"event: access\ndata: " + orjson.dumps(body) + b"\n\n"
+
+
+class AccessFastPath:
+    """Serve 200 access answers directly; pass everything else (errors too) to ``app``."""
+
+    def __init__(self, app: ASGIApp, services: Services, tokens: TokenStore) -> None:
+        self.app = app
+        self.services = services
+        self.tokens = tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point."""
+        if scope["type"] == "http" and scope["method"] == "GET":
+            body = await self._answer(scope)
+            if body is not None:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+    async def _answer(self, scope: Scope) -> bytes | None:
+        path: str = scope["path"]
+        if not (path.startswith(_PREFIX) and path.endswith(_SUFFIX)):
+            return None
+        account = path[len(_PREFIX) : -len(_SUFFIX)]
+        if "/" in account:
+            return None
+        principal = self.tokens.principal_of(authorization_header(scope["headers"]))
+        if principal is None:
+            return None
+        try:
+            check_account(account, principal)
+            return orjson.dumps(access_body(await standing_of(self.services, account)))
+        except Exception:
+            # Errors (and any surprise) are answered by the full stack, which runs the same
+            # code again inside FastAPI's error handling: its 4xx/5xx shape, its logging.
+            return None
