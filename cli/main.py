@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from config.settings import DEV_ADMIN_TOKEN, AdminTokenError, get_settings
 
@@ -179,13 +181,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _bench(argv: list[str]) -> int:
+    """Run ``bench.run`` of the checkout this command was installed from (editable install).
+
+    ``bench`` is not an installed package: it drives the checkout's stack script, baselines and
+    result folders, so it only exists where the checkout does.
+    """
+    checkout = Path(__file__).resolve().parent.parent
+    if not (checkout / "bench" / "run.py").is_file():
+        print(
+            "creditflow bench runs from a source checkout (git clone, then make bench): "
+            "the benchmark is not part of the installed package",
+            file=sys.stderr,
+        )
+        return 2
+    if str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    bench_run = importlib.import_module("bench.run")
+    result: int = bench_run.main(argv)
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``creditflow`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:
-        from bench.run import main as bench_main
-
-        return bench_main(argv[1:])
+        return _bench(argv[1:])
     args = _parser().parse_args(argv)
     _logging(args.log_level)
     result: int = args.run(args)

@@ -1,4 +1,4 @@
-"""Account contracts: the repo's contracts.yaml, validation messages, and the core's Terms."""
+"""Account contracts: the shipped default and the demo's file, validation messages, and the core's Terms."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ from config.contracts import (
 from config.settings import Settings
 from core.billing import Explicit, Monthly, Terms, bill
 
-REPO_FILE = Path(contracts_module.__file__).parent / "contracts.yaml"
+DEFAULT_FILE = Path(contracts_module.__file__).parent / "contracts.yaml"
+DEMO_FILE = Path(__file__).resolve().parents[2] / "scripts" / "demo-contracts.yaml"
 PLANS = {"custom": {"max_allotment_credits": "200000"}}
 
 
@@ -55,11 +56,11 @@ def rejection(data: dict[str, Any]) -> str:
     return str(info.value)
 
 
-# ------------------------------------------------------------------ the repo's file
+# ------------------------------------------------------------------ the shipped and demo files
 
 
-def test_repo_contracts_file_loads_and_validates() -> None:
-    loaded = load_contracts(REPO_FILE)
+def test_the_demo_contracts_file_loads_and_validates() -> None:
+    loaded = load_contracts(DEMO_FILE)
     assert loaded.default_time_zone == "UTC"
     assert set(loaded.plans) == {"custom"}
     assert loaded.plans["custom"].max_allotment_credits == Decimal(200000)
@@ -81,12 +82,15 @@ def test_repo_contracts_file_loads_and_validates() -> None:
         assert to_terms(account_id, entry).account_id == account_id
 
 
-def test_the_settings_point_at_the_repo_file() -> None:
-    assert Settings.model_fields["contracts_file"].default.resolve() == REPO_FILE.resolve()
+def test_the_default_contracts_file_ships_no_accounts_or_plans() -> None:
+    assert Settings.model_fields["contracts_file"].default.resolve() == DEFAULT_FILE.resolve()
+    shipped = load_contracts(DEFAULT_FILE)
+    assert (shipped.accounts, shipped.plans) == ({}, {})
+    assert shipped.default_time_zone == "UTC"
 
 
-def test_repo_amounts_are_exact_decimals_not_floats() -> None:
-    loaded = load_contracts(REPO_FILE)
+def test_demo_amounts_are_exact_decimals_not_floats() -> None:
+    loaded = load_contracts(DEMO_FILE)
     assert str(loaded.accounts["initech"].payg_rate) == "0.0095"
     assert to_terms("initech", loaded.accounts["initech"]).rate == Decimal("0.0095")
 
@@ -101,7 +105,7 @@ def test_a_missing_or_empty_file_means_no_contracts(tmp_path: Path) -> None:
 def test_an_invalid_file_is_rejected(tmp_path: Path) -> None:
     bad = tmp_path / "contracts.yaml"
     bad.write_text(
-        REPO_FILE.read_text().replace('allotment_credits: "50000"', 'allotment_credits: "250000"')
+        DEMO_FILE.read_text().replace('allotment_credits: "50000"', 'allotment_credits: "250000"')
     )
     with pytest.raises(
         ValidationError,

@@ -27,6 +27,9 @@ from view.keys import ViewKeys
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 ADMIN_TOKEN = "test-admin-token"
+# The installed default holds no contracts; the suite runs with the demo's accounts, loaded
+# explicitly (a test that needs others sets CREDITFLOW_CONTRACTS_FILE in its namespace).
+DEMO_CONTRACTS = ROOT / "scripts" / "demo-contracts.yaml"
 # The stack's Redis, without a database number (each namespace takes its own database); set
 # REDIS_URL to run the suite against a stack on other ports.
 REDIS_BASE = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
@@ -89,6 +92,7 @@ class Namespace:
             "CREDITFLOW_DELIVERIES_TOPIC": prefix + "creditflow.deliveries.v1",
             "CREDITFLOW_ADMIN_TOKEN": ADMIN_TOKEN,
             "CREDITFLOW_LOG_LEVEL": "info",
+            "CREDITFLOW_CONTRACTS_FILE": str(DEMO_CONTRACTS),
             **self.extra,
         }
 
