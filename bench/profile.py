@@ -26,6 +26,7 @@ import redis
 from bench import state_scale, throughput
 from bench.namespace import RESULTS, ROOT, Namespace, Process, creditflow
 from bench.state_scale import ScaleSizes
+from view import counters
 
 RATE_HZ = 250
 # (component, substrings of a frame): the innermost matching frame names the component.
@@ -136,11 +137,11 @@ def main() -> None:
     worker = Process(creditflow("worker"), namespace, "worker")
     raw = RESULTS / f"profile-{args.kind}-{namespace.tag}.txt"
     try:
-        while int(client.hget("cf:metrics", "events_accepted") or 0) == 0:
+        while int(client.hget("cf:metrics", counters.EVENTS_ACCEPTED) or 0) == 0:
             if worker.proc.poll() is not None:
                 raise SystemExit(f"the worker exited: {worker.last_line()}")
             time.sleep(0.02)
-        before = int(client.hget("cf:metrics", "events_accepted") or 0)
+        before = int(client.hget("cf:metrics", counters.EVENTS_ACCEPTED) or 0)
         started = time.monotonic()
         record = ["record", "--format", "raw", "-r", str(RATE_HZ), "-d", str(args.seconds)]
         subprocess.run(
@@ -149,7 +150,7 @@ def main() -> None:
             capture_output=True,
         )
         elapsed = time.monotonic() - started
-        profiled = int(client.hget("cf:metrics", "events_accepted") or 0) - before
+        profiled = int(client.hget("cf:metrics", counters.EVENTS_ACCEPTED) or 0) - before
     finally:
         worker.stop()
     if profiled >= events - before:

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from bench.namespace import Namespace, Process, creditflow
 from core.days import DAY_MS, SLOTS_PER_DAY, Bucket, DayKey, DayUsage, day_record, day_record_key
 from streams.topics import ensure_topics
+from view import counters
 from view.connection import connect
 from view.epoch import ViewEpoch
 from view.keys import ViewKeys, as_text
@@ -129,14 +130,14 @@ def rebuild(namespace: Namespace, label: str, timeout: float = 3600) -> dict[str
         lines = [line for line in worker.log.read_text().splitlines() if "view rebuil" in line]
     finally:
         worker.stop()
-    seconds = counts["view_rebuild_ms"] / 1000
+    seconds = counts[counters.VIEW_REBUILD_MS] / 1000
     return {
-        "day_records": counts["view_rebuild_records"],
-        "buckets": counts["view_rebuild_buckets"],
-        "unreadable": counts["view_rebuild_unreadable"],
+        "day_records": counts[counters.VIEW_REBUILD_RECORDS],
+        "buckets": counts[counters.VIEW_REBUILD_BUCKETS],
+        "unreadable": counts[counters.VIEW_REBUILD_UNREADABLE],
         "seconds": round(seconds, 1),
-        "day_records_per_second": round(counts["view_rebuild_records"] / seconds),
-        "buckets_per_second": round(counts["view_rebuild_buckets"] / seconds),
+        "day_records_per_second": round(counts[counters.VIEW_REBUILD_RECORDS] / seconds),
+        "buckets_per_second": round(counts[counters.VIEW_REBUILD_BUCKETS] / seconds),
         "wall_seconds_from_worker_start": round(wall, 1),
         "log": lines[:2] + lines[-2:],
     }

@@ -41,6 +41,7 @@ from core.statecodec import id_key
 from streams.state.changelog import new_tag, prepare_commit
 from streams.state.store import PartitionStore, StoreBudget
 from streams.topics import ensure_topics
+from view import counters
 
 TOKEN = "bench-admin-token"
 APPS = tuple(f"app-{i}" for i in range(8))
@@ -123,7 +124,7 @@ class _Worker:
         self.redis = redis.Redis.from_url(namespace.env["REDIS_URL"])
 
     def accepted(self) -> int:
-        return int(self.redis.hget("cf:metrics", "events_accepted") or 0)
+        return int(self.redis.hget("cf:metrics", counters.EVENTS_ACCEPTED) or 0)
 
     def apply_until(
         self, target: int, timeout: float, samples: list[tuple[float, int, int]]

@@ -14,6 +14,7 @@ import redis
 
 from bench.load import preload
 from bench.namespace import RESULTS, Namespace, Process, creditflow, python_module, wait_for
+from view import counters
 
 
 @dataclass
@@ -93,7 +94,7 @@ def creditflow_worker(namespace: Namespace, events: int, timeout: float = 600) -
                     f"worker exited with {worker.proc.returncode} ({last[1]} of {events} events):"
                     f" {worker.last_line()}"
                 )
-            accepted = int(client.hget("cf:metrics", "events_accepted") or 0)
+            accepted = int(client.hget("cf:metrics", counters.EVENTS_ACCEPTED) or 0)
             now = time.monotonic()
             if accepted and first is None:
                 first = (now, accepted)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
 
+from config.clock import now_ms
 from config.contracts import load_contracts
 from config.settings import get_settings
 from core.localtime import month_bounds, parse_tz
@@ -51,7 +51,7 @@ async def run_top(
     base = api or f"http://{settings.api_host}:{settings.api_port}"
     token = token or settings.effective_admin_token
     tz = tz or load_contracts(settings.contracts_file).time_zone_of(account)
-    first, following = month_bounds(time.time_ns() // 1_000_000, parse_tz(tz))
+    first, following = month_bounds(now_ms(), parse_tz(tz))
     start, end = first.isoformat(), following.isoformat()
     query = urllib.parse.urlencode({"from": start, "to": end, "tz": tz, "group_by": "app"})
     url = f"{base}/v1/accounts/{account}/usage?{query}"

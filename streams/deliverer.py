@@ -29,13 +29,14 @@ from typing import Any
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from config.clock import now_ms
 from config.settings import Settings
 from core.buckets import iso_utc, to_epoch_ms
 from streams.accounts import AccountConfig, Endpoint
-from streams.processor import now_ms
 from streams.replay import replay
 from streams.targets import PublicResolver, TargetPolicy
 from streams.topics import partitions_of
+from view import counters
 from view.keys import deliveries_key, delivery_field
 from view.writer import ViewWriter
 
@@ -292,9 +293,10 @@ class Deliverer:
 
     async def _record(self, status: _Status) -> None:
         body = json.dumps(status.to_wire()).encode()
-        metrics = {f"delivery_attempts:{'ok' if status.state == 'delivered' else 'failed'}": 1}
+        result = "ok" if status.state == "delivered" else "failed"
+        metrics = {counters.delivery_attempts(result): 1}
         if status.final:
-            metrics[f"deliveries:{status.state}"] = 1
+            metrics[counters.deliveries(status.state)] = 1
         await self.writer.write(
             (), metrics=metrics, docs=[(deliveries_key(status.account_id), status.key, body)]
         )

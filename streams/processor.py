@@ -76,7 +76,6 @@ __all__ = (
     "StateLogEntry",
     "StateLogReader",
     "ViewSink",
-    "now_ms",
 )
 
 logger = logging.getLogger(__name__)
@@ -643,8 +642,3 @@ def _kafka_state_log(settings: Settings) -> StateLogReader:
             yield [(m.offset, m.key or b"", m.value) for m in messages]
 
     return read
-
-
-def now_ms() -> int:
-    """Wall-clock epoch milliseconds (progress reports only; never on the money path)."""
-    return time.time_ns() // 1_000_000

@@ -7,7 +7,7 @@ writes, so it never overwrites newer live writes, then completes the markers. Ac
 incomplete slots answer 503 meanwhile rather than show partial totals.
 
 Day totals are unbounded sums; a record that cannot be read is logged and counted
-(``view_rebuild_unreadable``), never a reason to stop the rebuild.
+(:data:`view.counters.VIEW_REBUILD_UNREADABLE`), never a reason to stop the rebuild.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from config.settings import Settings
 from core.days import DayKey, DayRecordError, DayUsage, parse_day_record
 from streams.replay import replay
 from streams.topics import partitions_of
+from view import counters
 from view.connection import Client
 from view.epoch import ViewEpoch
 from view.keys import alerts_key, deliveries_key, delivery_field
@@ -133,11 +134,11 @@ class ViewKeeper:
         logger.info("view rebuild started: ~%s day records", f"{progress.expected:,}")
         await self._rebuild(progress)
         counts = {
-            "view_rebuilds": 1,
-            "view_rebuild_records": progress.records,
-            "view_rebuild_buckets": progress.buckets,
-            "view_rebuild_unreadable": progress.unreadable,
-            "view_rebuild_ms": round(progress.seconds * 1000),
+            counters.VIEW_REBUILDS: 1,
+            counters.VIEW_REBUILD_RECORDS: progress.records,
+            counters.VIEW_REBUILD_BUCKETS: progress.buckets,
+            counters.VIEW_REBUILD_UNREADABLE: progress.unreadable,
+            counters.VIEW_REBUILD_MS: round(progress.seconds * 1000),
         }
         if not await self._writer.write((), metrics=counts):
             raise RedisError("view write failed at the end of the rebuild")

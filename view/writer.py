@@ -23,6 +23,7 @@ from core.freshness import Progress
 from core.usage import month_day
 from view.codec import ViewValueError, encode, narrow
 from view.connection import Client, Script, run_pipeline, script
+from view.counters import VIEW_UNWRITABLE_DAYS
 from view.keys import ViewKeys, month_id
 
 __all__ = ("ViewWriter",)
@@ -82,8 +83,8 @@ class ViewWriter:
         for name, increment in (metrics or {}).items():
             self._pending_metrics[name] = self._pending_metrics.get(name, 0) + increment
         if unwritable:
-            self._pending_metrics["view_unwritable_days"] = (
-                self._pending_metrics.get("view_unwritable_days", 0) + unwritable
+            self._pending_metrics[VIEW_UNWRITABLE_DAYS] = (
+                self._pending_metrics.get(VIEW_UNWRITABLE_DAYS, 0) + unwritable
             )
         return await self.flush(progress)
 

@@ -10,7 +10,6 @@ request is always safe: OpenMeter's ``(subject, source, id)`` is creditflow's de
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -21,6 +20,7 @@ from api.openmeter.cloudevents import IngestError, ItemError, map_body
 from api.openmeter.problems import Problem, ProblemRoute
 from api.routes.events import publish_events
 from api.services import Services, services
+from config.clock import now_ms
 from core.events import Event, Reason
 from core.excerpt import excerpt
 from core.partition import time_rejection
@@ -42,7 +42,7 @@ async def ingest_events(
 ) -> Response:
     """204 when every event is stored; 400 (nothing stored) when any event is refused."""
     body = await read_body(request, svc.settings.max_request_bytes)
-    now = time.time_ns() // 1_000_000
+    now = now_ms()
     try:
         mapped = map_body(body, request.headers.get("content-type"), now)
     except IngestError as error:

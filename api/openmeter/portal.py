@@ -8,7 +8,6 @@ revocation: :mod:`api.openmeter.tokens`.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from typing import Annotated, Any
 
@@ -22,6 +21,7 @@ from api.openmeter.queries import answer_query, meter_or_404
 from api.openmeter.tokens import PortalToken, new_token, record_key, token_json
 from api.responses import JSON
 from api.services import Services, services
+from config.clock import now_ms
 from streams.accounts import publish_config
 
 __all__ = ("router",)
@@ -76,7 +76,7 @@ async def create_token(
             "invalid_request",
             "allowedMeterSlugs: a non-empty list of credits and calls (omit it for both)",
         )
-    now = time.time_ns() // 1_000_000
+    now = now_ms()
     try:
         record, token = new_token(
             subject, tuple(dict.fromkeys(meters)), svc.settings.portal_token_ttl_seconds, now
@@ -113,7 +113,7 @@ async def list_tokens(
     """The newest tokens first, expired ones flagged; never the token itself."""
     _admin(principal)
     await svc.accounts()
-    now = time.time_ns() // 1_000_000
+    now = now_ms()
     return JSON([token_json(r, now) for r in svc.portal.records()[:limit]])
 
 

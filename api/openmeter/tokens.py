@@ -16,13 +16,13 @@ account like a ``read:<account>`` token, which is what the billing page needs.
 from __future__ import annotations
 
 import secrets
-import time
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Principal, hash_token
 from api.openmeter.meters import METERS
+from config.clock import now_ms
 from core.buckets import iso_utc
 from core.events import ID_PATTERN
 
@@ -129,7 +129,7 @@ class PortalTokens:
     def principal(self, digest: str) -> Principal | None:
         """The principal of a token by its SHA-256, unless unknown or expired."""
         found = self._by_hash.get(digest)
-        if found is None or found[0].expired(time.time_ns() // 1_000_000):
+        if found is None or found[0].expired(now_ms()):
             return None
         return found[1]
 

@@ -30,6 +30,7 @@ from api.routes.billing import used_between
 from api.routes.stream import SlotResponse, shared_version
 from api.routes.usage import check_account, freshness_fields, read_usage
 from api.services import Services, services
+from config.clock import now_ms
 from core.access import Access, decide
 from core.billing import Period, Terms, period_at
 from core.buckets import BUCKET_MS
@@ -68,7 +69,7 @@ async def standing_of(svc: Services, account: str, at_ms: int | None = None) -> 
     contract = accounts.contracts.get(account)
     if terms is None or contract is None:
         raise ApiError(404, "no_contract", f"account {account!r} has no contract")
-    now = time.time_ns() // 1_000_000
+    now = now_ms()
     instant = now if at_ms is None else at_ms
     period = _period(terms, instant)
     if period is None:
@@ -93,7 +94,7 @@ def _period(terms: Terms, instant_ms: int) -> Period | None:
     if found is not None and found[0] is terms and found[1].contains(instant_ms):
         return found[1]
     period = period_at(terms, instant_ms)
-    if period is not None and period.contains(time.time_ns() // 1_000_000):
+    if period is not None and period.contains(now_ms()):
         if len(_periods) >= 100_000:
             _periods.clear()
         _periods[terms.account_id] = (terms, period)
@@ -167,7 +168,7 @@ async def _flips(
         try:
             terms = (await svc.accounts()).terms_for(account)
             version = await shared_version(svc, account)
-            now = time.time_ns() // 1_000_000
+            now = now_ms()
             state = (version, terms, last.period.contains(now))
             if state != seen:
                 standing = await standing_of(svc, account)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -13,6 +12,7 @@ from api.errors import ApiError
 from api.responses import JSON
 from api.routes.usage import check_account, freshness_fields, read_usage
 from api.services import Services, services
+from config.clock import now_ms
 from core.billing import Period, bill, period_at, previous_period
 from core.localtime import iso_local, parse_bound
 from view.reader import AccountUsage
@@ -90,7 +90,7 @@ async def get_billing(
     if period not in ("current", "previous"):
         raise ApiError(400, "invalid_query", "period must be current or previous")
     try:
-        instant = parse_bound(at, terms.tz) if at else time.time_ns() // 1_000_000
+        instant = parse_bound(at, terms.tz) if at else now_ms()
     except ValueError as error:
         raise ApiError(400, "invalid_query", f"at: {error}") from None
     chosen = period_at(terms, instant)

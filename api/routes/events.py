@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Annotated, Any
 
 from aiokafka.errors import KafkaError
@@ -16,6 +15,7 @@ from api.bodies import read_body
 from api.errors import ApiError
 from api.responses import JSON
 from api.services import Services, services
+from config.clock import now_ms
 from core.events import MAX_BATCH_EVENTS, Event, Reason, Rejection, decode_body
 from core.partition import time_rejection
 from models.events import CallEvent
@@ -98,7 +98,7 @@ async def post_events(
     if isinstance(decoded, Rejection):
         raise ApiError(400, decoded.reason.value, decoded.detail)
     limits = svc.settings.limits
-    now = time.time_ns() // 1_000_000
+    now = now_ms()
     floor, ceiling = now - limits.late_horizon_ms, now + limits.future_tolerance_ms
     accepted: list[Event] = []
     rejected: list[dict[str, Any]] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -12,8 +11,10 @@ from redis.exceptions import RedisError
 
 from api.responses import JSON
 from api.services import Services, services
+from config.clock import now_ms
 from core.buckets import iso_utc
 from core.freshness import Progress, freshness
+from view import counters
 from view.keys import as_text
 
 __all__ = ("router",)
@@ -63,7 +64,7 @@ async def metrics(svc: Annotated[Services, Depends(services)]) -> PlainTextRespo
     """Lag, freshness, event and dead-letter counters, as the workers report them."""
     try:
         progress = await _progress(svc)
-        counters = {
+        found = {
             as_text(k): int(v)
             for k, v in (await svc.redis.hgetall(svc.reader.keys.metrics)).items()
         }
@@ -80,31 +81,31 @@ async def metrics(svc: Annotated[Services, Depends(services)]) -> PlainTextRespo
         lines, "creditflow_freshness_seconds", "gauge", "Seconds since as_of of a usage answer."
     )
     if fresh.as_of_ms is not None:
-        age = max(0.0, time.time() - fresh.as_of_ms / 1000)
+        age = max(0, now_ms() - fresh.as_of_ms) / 1000
         lines.append(f"creditflow_freshness_seconds {age:.3f}")
     _metric(lines, "creditflow_events_total", "counter", "Events by outcome.")
-    for outcome in ("accepted", "duplicate", "rerouted"):
-        lines.append(
-            f'creditflow_events_total{{outcome="{outcome}"}} {counters.get(f"events_{outcome}", 0)}'
-        )
+    for outcome in counters.EVENT_OUTCOMES:
+        value = found.get(counters.events(outcome), 0)
+        lines.append(f'creditflow_events_total{{outcome="{outcome}"}} {value}')
     _metric(lines, "creditflow_dlq_total", "counter", "Dead-lettered events or records, by reason.")
-    for name, value in sorted(counters.items()):
-        if name.startswith("dlq:"):
-            lines.append(f'creditflow_dlq_total{{reason="{name[4:]}"}} {value}')
+    for name, value in sorted(found.items()):
+        if name.startswith(counters.DLQ_PREFIX):
+            reason = name.removeprefix(counters.DLQ_PREFIX)
+            lines.append(f'creditflow_dlq_total{{reason="{reason}"}} {value}')
     _metric(lines, "creditflow_records_applied_total", "counter", "Input records applied.")
-    lines.append(f"creditflow_records_applied_total {counters.get('records_applied', 0)}")
+    lines.append(f"creditflow_records_applied_total {found.get(counters.RECORDS_APPLIED, 0)}")
     _metric(lines, "creditflow_alerts_fired_total", "counter", "Thresholds crossed (once each).")
-    lines.append(f"creditflow_alerts_fired_total {counters.get('alerts_fired', 0)}")
+    lines.append(f"creditflow_alerts_fired_total {found.get(counters.ALERTS_FIRED, 0)}")
     _metric(lines, "creditflow_alert_deliveries_total", "counter", "Webhook deliveries, by end.")
-    for state in ("delivered", "expired"):
-        value = counters.get(f"deliveries:{state}", 0)
+    for state in counters.DELIVERY_ENDS:
+        value = found.get(counters.deliveries(state), 0)
         lines.append(f'creditflow_alert_deliveries_total{{state="{state}"}} {value}')
     _metric(lines, "creditflow_alert_delivery_attempts_total", "counter", "POSTs, by result.")
-    for result in ("ok", "failed"):
-        value = counters.get(f"delivery_attempts:{result}", 0)
+    for result in counters.ATTEMPT_RESULTS:
+        value = found.get(counters.delivery_attempts(result), 0)
         lines.append(f'creditflow_alert_delivery_attempts_total{{result="{result}"}} {value}')
     _metric(lines, "creditflow_view_rebuilds_total", "counter", "Rebuilds of the Redis view.")
-    lines.append(f"creditflow_view_rebuilds_total {counters.get('view_rebuilds', 0)}")
+    lines.append(f"creditflow_view_rebuilds_total {found.get(counters.VIEW_REBUILDS, 0)}")
     _metric(
         lines,
         "creditflow_view_skipped_total",
@@ -112,8 +113,8 @@ async def metrics(svc: Annotated[Services, Depends(services)]) -> PlainTextRespo
         "Values left out of the view: unreadable bucket-topic records, days beyond its range.",
     )
     for name, counter in (
-        ("unreadable", "view_rebuild_unreadable"),
-        ("unwritable", "view_unwritable_days"),
+        ("unreadable", counters.VIEW_REBUILD_UNREADABLE),
+        ("unwritable", counters.VIEW_UNWRITABLE_DAYS),
     ):
-        lines.append(f'creditflow_view_skipped_total{{reason="{name}"}} {counters.get(counter, 0)}')
+        lines.append(f'creditflow_view_skipped_total{{reason="{name}"}} {found.get(counter, 0)}')
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")

@@ -26,6 +26,7 @@ from api.auth import Authenticated
 from api.errors import ApiError
 from api.routes.usage import check_account, parse_query, read_usage, render_answer, with_freshness
 from api.services import Services, services
+from config.clock import now_ms
 from core.localtime import month_bounds, parse_tz
 from core.usage import UsageQuery, query_edges
 from view.reader import ViewNotReady
@@ -88,7 +89,7 @@ async def stream_usage(
             zone = parse_tz(tz or default_tz)
         except ValueError as error:
             raise ApiError(400, "invalid_query", f"tz: {error}") from None
-        first, following = month_bounds(time.time_ns() // 1_000_000, zone)
+        first, following = month_bounds(now_ms(), zone)
         start, end = first.isoformat(), following.isoformat()
     max_points = svc.settings.sse_max_points
     query = parse_query(account, start, end, tz, window, group_by, default_tz, max_points)

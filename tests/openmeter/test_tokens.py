@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 from api.auth import TokenStore, hash_token
 from api.openmeter.tokens import PortalTokens, new_token, principal_of, record_key, token_json
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+from config.clock import now_ms
 
 
 def test_a_record_holds_the_hash_never_the_token() -> None:

@@ -22,6 +22,7 @@ from streams.state.store import PartitionStore, StoreBudget
 from tests.core.support import DAY, HOUR, MINUTE, T0, ev, rec, terms
 from tests.streams.fakes import GatedStateLog, Shell, committed_offset, shell
 from tests.streams.state.support import lookup
+from view import counters
 
 TOPICS = Settings()
 # What each topic's sends and acknowledgements stand for in the module docstring's steps.
@@ -115,7 +116,11 @@ async def test_the_view_gets_the_values_of_the_day_records_and_the_alert(tmp_pat
         assert run.view.days[DayKey("acme", "bot", day)].total == (2, 6_500_000)
         assert DayKey("globex", "bot", day) not in run.view.days  # re-routed, not counted here
         assert [doc_field for _, doc_field in run.view.docs] == ["acme:2026-11-27:50"]
-        assert run.view.metrics["alerts_fired"] == 1 and run.view.metrics["events_rerouted"] == 2
+        assert (
+            run.view.metrics[counters.ALERTS_FIRED] == 1
+            and run.view.metrics[counters.EVENTS_REROUTED] == 2
+        )
+        assert all(counters.is_known(name) for name in run.view.metrics), set(run.view.metrics)
 
 
 async def test_records_at_or_below_the_fence_are_skipped(tmp_path: Path) -> None:
