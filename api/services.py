@@ -15,10 +15,10 @@ from api.auth import TokenStore
 from api.errors import ApiError
 from api.openmeter.tokens import KIND as PORTAL_KIND
 from api.openmeter.tokens import PortalTokens
+from config.accounts import AccountConfig
 from config.contracts import ContractBook, load_contracts
 from config.settings import Settings
-from streams.accounts import AccountConfig
-from streams.topics import ensure_topics
+from config.topics import ensure_topics
 from view.connection import Client, connect
 from view.keys import ViewKeys
 from view.reader import ViewReader

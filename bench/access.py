@@ -24,7 +24,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from bench.namespace import RESULTS, ROOT, Namespace, Process, creditflow
-from streams.topics import ensure_topics
+from config.topics import ensure_topics
 
 TOKEN = "bench-admin-token"
 APPS = ("support-bot", "doc-search", "summarizer")

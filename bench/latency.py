@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 
 from bench.load import ready_topics, steady
 from bench.namespace import RESULTS, Namespace, Process, creditflow, free_port
-from streams.accounts import publish_config, webhooks_key
+from config.accounts import publish_config, webhooks_key
 
 TOKEN = "bench-admin-token"
 WARMUP_S = 3.0

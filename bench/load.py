@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from config.settings import Settings
-from streams.topics import ensure_topics
+from config.topics import ensure_topics
 
 APPS = ("support-bot", "doc-search", "summarizer", "translator", "code-review")
 

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 
 from bench.load import APPS
 from bench.namespace import Namespace, Process, creditflow
-from streams.topics import ensure_topics
+from config.topics import ensure_topics
 
 TOKEN = "bench-admin-token"
 DAYS = 31

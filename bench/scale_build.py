@@ -17,8 +17,8 @@ import redis
 from aiokafka import AIOKafkaProducer
 
 from bench.namespace import Namespace, Process, creditflow
+from config.topics import ensure_topics
 from core.days import DAY_MS, SLOTS_PER_DAY, Bucket, DayKey, DayUsage, day_record, day_record_key
-from streams.topics import ensure_topics
 from view import counters
 from view.connection import connect
 from view.epoch import ViewEpoch

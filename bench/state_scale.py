@@ -35,12 +35,12 @@ import redis
 from aiokafka import AIOKafkaProducer
 
 from bench.namespace import RESULTS, Namespace, Process, creditflow, free_port
+from config.topics import ensure_topics
 from core.days import DAY_MS
 from core.partition import BatchOutcome, Limits, PartitionState
 from core.statecodec import id_key
 from streams.state.changelog import new_tag, prepare_commit
 from streams.state.store import PartitionStore, StoreBudget
-from streams.topics import ensure_topics
 from view import counters
 
 TOKEN = "bench-admin-token"

@@ -18,9 +18,9 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from config.settings import Settings
+from config.topics import partitions_of
 from models.dlq import DlqRecord
 from streams.replay import replay
-from streams.topics import partitions_of
 
 __all__ = (
     "REDRIVE_HEADER",

@@ -14,7 +14,7 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 
 from config.settings import Settings
-from streams.topics import ensure_topics
+from config.topics import ensure_topics
 
 __all__ = ("APP_NAMES", "LoadSpec", "make_event", "run_loadgen")
 

@@ -9,7 +9,7 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 
 from config.settings import Settings
-from streams.topics import ensure_topics
+from config.topics import ensure_topics
 
 __all__ = ("publish_lines", "record_key")
 

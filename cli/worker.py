@@ -10,8 +10,8 @@ import os
 import faust
 
 from config.settings import Settings
+from config.topics import ensure_topics
 from streams.app import create_app
-from streams.topics import ensure_topics
 
 __all__ = ("run_worker",)
 

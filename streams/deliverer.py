@@ -5,7 +5,7 @@ For every alert and every endpoint of the account it POSTs the alert JSON with
 ``X-Creditflow-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`` (a receiver
 refuses stale times, so a captured delivery cannot be replayed later) and ``Idempotency-Key:
 <alert_id>``, until a 2xx answer or the expiry. Redirects are never followed (a 3xx is a
-failed attempt), and only addresses allowed by :mod:`streams.targets` are connected to.
+failed attempt), and only addresses allowed by :mod:`config.targets` are connected to.
 Every attempt is recorded in the compacted ``creditflow.deliveries.v1`` (and the Redis
 view), so a restarted worker skips what was delivered and resumes what was not. An alert's
 offset is committed only when all its deliveries are final. Delivery is at least once; the
@@ -29,13 +29,13 @@ from typing import Any
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from config.accounts import AccountConfig, Endpoint
 from config.clock import now_ms
 from config.settings import Settings
+from config.targets import PublicResolver, TargetPolicy
+from config.topics import partitions_of
 from core.buckets import iso_utc, to_epoch_ms
-from streams.accounts import AccountConfig, Endpoint
 from streams.replay import replay
-from streams.targets import PublicResolver, TargetPolicy
-from streams.topics import partitions_of
 from view import counters
 from view.keys import deliveries_key, delivery_field
 from view.writer import ViewWriter

@@ -11,11 +11,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
+from config.accounts import AccountConfig
 from config.clock import now_ms
 from config.contracts import load_contracts
 from config.settings import Settings
 from core.freshness import Progress
-from streams.accounts import AccountConfig
 from streams.deliverer import Deliverer
 from streams.partitioner import account_partition
 from streams.processor import Processor

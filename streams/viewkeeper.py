@@ -23,9 +23,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.exceptions import RedisError
 
 from config.settings import Settings
+from config.topics import partitions_of
 from core.days import DayKey, DayRecordError, DayUsage, parse_day_record
 from streams.replay import replay
-from streams.topics import partitions_of
 from view import counters
 from view.connection import Client
 from view.epoch import ViewEpoch

@@ -20,7 +20,7 @@ import yaml
 
 from cli.main import _parser
 from config.settings import AdminTokenError, Settings
-from streams.topics import Replication, replication
+from config.topics import Replication, replication
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -21,8 +21,8 @@ from api.openmeter.queries import answer_query, meter_or_404
 from api.openmeter.tokens import PortalToken, new_token, record_key, token_json
 from api.responses import JSON
 from api.services import Services, services
+from config.accounts import publish_config
 from config.clock import now_ms
-from streams.accounts import publish_config
 
 __all__ = ("router",)
 

@@ -20,9 +20,9 @@ from api.errors import ApiError
 from api.responses import JSON
 from api.routes.usage import check_account
 from api.services import Services, services
+from config.accounts import Endpoint, Webhooks, contract_key, publish_config, webhooks_key
 from config.contracts import Contract
-from streams.accounts import Endpoint, Webhooks, contract_key, publish_config, webhooks_key
-from streams.targets import TargetPolicy
+from config.targets import TargetPolicy
 
 __all__ = ("router",)
 

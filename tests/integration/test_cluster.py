@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from streams.topics import ensure_topics, topic_specs
+from config.topics import ensure_topics, topic_specs
 from tests.integration.cluster import Cluster
 from tests.integration.harness import Namespace, new_env, wait_until
 from tests.integration.test_faults import FAST_GROUP, Run, run_case

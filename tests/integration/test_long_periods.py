@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from streams.topics import ensure_topics
+from config.topics import ensure_topics
 from tests.integration.harness import (
     ARTIFACTS,
     WorkerProcess,

@@ -3,7 +3,7 @@
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.topics import ensure_topics
+from config.topics import ensure_topics
 from tests.integration.harness import new_env
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from config.settings import Settings
-from streams.topics import Replication, replication
+from config.topics import Replication, replication
 
 
 @pytest.mark.parametrize(

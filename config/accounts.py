@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from config.contracts import Contract, ContractBook, Plan, check_against_plans, to_terms
 from config.settings import Settings
+from config.topics import partitions_of
 from core.billing import Terms
-from streams.topics import partitions_of
 
 __all__ = (
     "AccountConfig",
@@ -47,7 +47,7 @@ class Endpoint(BaseModel):
     @field_validator("url")
     @classmethod
     def _has_host(cls, value: str) -> str:
-        # Where it may point is the deliverer's policy (streams.targets), which needs settings.
+        # Where it may point is the deliverer's policy (config.targets), which needs settings.
         try:
             parts = urlsplit(value)
             _ = parts.port

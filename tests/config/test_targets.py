@@ -13,10 +13,10 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from config.accounts import Endpoint
 from config.settings import Settings
-from streams.accounts import Endpoint
+from config.targets import PublicResolver, TargetPolicy, TargetRefused
 from streams.deliverer import Deliverer, _Status, webhook_session
-from streams.targets import PublicResolver, TargetPolicy, TargetRefused
 
 REFUSED = [
     "169.254.169.254",  # cloud metadata
