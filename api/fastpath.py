@@ -3,7 +3,7 @@
 Dashboards poll usage; most of those requests are answered from the rendered-answer cache in
 well under 0.1 ms, so the framework around them (routing, middleware layers, request objects)
 was most of their cost. This middleware serves the successful answers itself through the same
-:func:`api.routes.usage.usage_body`; anything else (no or unknown token, bad query, 403, 503,
+:func:`api.answers.usage_body`; anything else (no or unknown token, bad query, 403, 503,
 other routes) goes on to the FastAPI app, which answers exactly as before.
 """
 
@@ -13,9 +13,9 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.answers import usage_body
 from api.auth import TokenStore, authorization_header
 from api.errors import ApiError
-from api.routes.usage import usage_body
 from api.services import Services
 
 __all__ = ("UsageFastPath",)

@@ -30,6 +30,7 @@ __all__ = (
     "Rejection",
     "decode_body",
     "decode_event",
+    "is_id",
 )
 
 ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -140,6 +141,13 @@ _CACHE_ENTRIES: Final = 100_000
 _batch_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 _attributes_decoder = msgspec.json.Decoder(dict[str, _Scalar] | None)
 _any_decoder = msgspec.json.Decoder()
+
+
+def is_id(text: str) -> bool:
+    """Whether ``text`` is a valid account or app id (:data:`ID_PATTERN`, no trailing newline)."""
+    return _ID.match(text) is not None
+
+
 _LOCATION = re.compile(r" - at `\$\.?([^`]*)`$")
 
 

@@ -16,11 +16,11 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth import Authenticated, Principal
+from api.deps import check_account
 from api.errors import ApiError
 from api.openmeter.problems import Problem, ProblemRoute
-from api.routes.access import Standing, standing_of
-from api.routes.usage import check_account
 from api.services import Services, services
+from api.standing import Standing, standing_of
 from core.localtime import parse_bound, parse_tz
 from core.money import format_micro
 

@@ -18,7 +18,7 @@ from api.auth import Authenticated
 from api.bodies import read_body
 from api.openmeter.cloudevents import IngestError, ItemError, map_body
 from api.openmeter.problems import Problem, ProblemRoute
-from api.routes.events import publish_events
+from api.publish import publish_events
 from api.services import Services, services
 from config.clock import now_ms
 from core.events import Event, Reason

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
 from zoneinfo import ZoneInfo
 
 from core.buckets import is_aligned
-from core.events import ID_PATTERN
+from core.events import is_id
 from core.excerpt import excerpt
 from core.localtime import Window, parse_bound, parse_tz
 
@@ -42,7 +41,6 @@ WINDOW_SIZES: Final[dict[str, Window]] = {"HOUR": "hour", "DAY": "day", "MONTH":
 _MAX_FILTER_TEXT: Final = 4096  # a filterGroupBy literal longer than this is not a filter
 _MAX_VALUES: Final = 100  # values per filter and subjects per query, as OpenMeter's own limit
 _CREATED: Final = "2026-01-01T00:00:00Z"  # the meters are built in: they never change
-_ACCOUNT: Final = re.compile(ID_PATTERN)
 
 
 class QueryError(ValueError):
@@ -314,7 +312,7 @@ def _query(
     if start_ms is not None and end_ms is not None and start_ms >= end_ms:
         raise QueryError("from must be before to (the range is half-open [from, to))")
     for subject in subjects:
-        if not _ACCOUNT.fullmatch(subject):
+        if not is_id(subject):
             raise QueryError(f"subject: {excerpt(subject)} is not a valid account id")
     unknown = [key for key in group_by if key not in GROUP_KEYS]
     if unknown:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from api.auth import Authenticated, Principal
 from api.bodies import parse_exact_json, read_body
+from api.deps import check_account, readable_accounts
 from api.openmeter.meters import (
     METERS,
     Meter,
@@ -29,8 +30,6 @@ from api.openmeter.problems import Problem, ProblemRoute
 from api.openmeter.rows import answer_csv, answer_json, resolve_range, rows_of, usage_params
 from api.openmeter.view import accounts_with_usage, extent_of, usage_of
 from api.responses import JSON
-from api.routes.dashboard import readable_accounts
-from api.routes.usage import check_account
 from api.services import Services, services
 from core.localtime import boundaries
 

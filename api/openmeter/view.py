@@ -13,18 +13,15 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError
 
+from api.answers import render_answer
+from api.deps import freshness_fields, parse_query, read_usage, view_unavailable
 from api.errors import ApiError
-from api.routes.usage import freshness_fields, parse_query, read_usage, render_answer
 from api.services import Services
 from core.usage import query_edges
 from view.keys import as_text
 from view.reader import ViewNotReady
 
 __all__ = ("accounts_with_usage", "extent_of", "usage_of")
-
-
-def _unavailable() -> ApiError:
-    return ApiError(503, "view_unavailable", "Redis is unreachable", {"Retry-After": "2"})
 
 
 async def usage_of(svc: Services, account: str, params: Mapping[str, str]) -> dict[str, Any]:
@@ -52,7 +49,7 @@ async def extent_of(svc: Services, account: str) -> tuple[int, int] | None:
     except ViewNotReady as error:
         raise ApiError(503, "view_rebuilding", str(error), {"Retry-After": "2"}) from None
     except RedisError:
-        raise _unavailable() from None
+        raise view_unavailable() from None
 
 
 async def accounts_with_usage(svc: Services) -> list[str]:
@@ -60,5 +57,5 @@ async def accounts_with_usage(svc: Services) -> list[str]:
     try:
         members = await svc.redis.smembers(svc.reader.keys.accounts)
     except RedisError:
-        raise _unavailable() from None
+        raise view_unavailable() from None
     return sorted(as_text(member) for member in members)

@@ -16,9 +16,9 @@ from pydantic import ValidationError
 
 from api.auth import Authenticated, Principal
 from api.bodies import read_json
+from api.deps import check_account
 from api.errors import ApiError
 from api.responses import JSON
-from api.routes.usage import check_account
 from api.services import Services, services
 from config.accounts import Endpoint, Webhooks, contract_key, publish_config, webhooks_key
 from config.contracts import Contract

@@ -8,16 +8,15 @@ from fastapi import APIRouter, Depends, Query
 from redis.exceptions import RedisError
 
 from api.auth import Authenticated, Principal
+from api.deps import check_account, freshness_fields, read_usage, used_between, view_unavailable
 from api.errors import ApiError
 from api.responses import JSON
-from api.routes.usage import check_account, freshness_fields, read_usage
 from api.services import Services, services
 from config.clock import now_ms
 from core.billing import Period, bill, period_at, previous_period
 from core.localtime import iso_local, parse_bound
-from view.reader import AccountUsage
 
-__all__ = ("router", "used_between", "visible_alerts")
+__all__ = ("router", "visible_alerts")
 
 router = APIRouter()
 
@@ -45,15 +44,6 @@ def visible_alerts(alerts: list[dict[str, Any]], principal: Principal) -> list[d
         ]
         shown.append({**alert, "deliveries": deliveries})
     return shown
-
-
-def used_between(view: AccountUsage, start_ms: int, end_ms: int) -> int:
-    """Micro-credits the account used in ``[start_ms, end_ms)``: the one billing computation.
-
-    The billing page and the access check both count "used this period" through here; ``view``
-    must have been read with both instants among its edges.
-    """
-    return sum(app.between(start_ms, end_ms)[2] for app in view.apps.values())
 
 
 def _period_body(period: Period, tz_name: str, tz: Any) -> dict[str, Any]:
@@ -107,7 +97,7 @@ async def get_billing(
             if alert["period"]["start"] == chosen.start_date.isoformat()
         ]
     except RedisError:
-        raise ApiError(503, "view_unavailable", "Redis is unreachable") from None
+        raise view_unavailable() from None
     plan = accounts.plans.get(terms.plan)
     body: dict[str, Any] = {
         "account_id": account,
@@ -145,5 +135,5 @@ async def get_alerts(
     try:
         alerts = await svc.reader.alerts(account)
     except RedisError:
-        raise ApiError(503, "view_unavailable", "Redis is unreachable") from None
+        raise view_unavailable() from None
     return JSON({"account_id": account, "alerts": visible_alerts(alerts, principal)})

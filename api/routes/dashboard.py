@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
@@ -19,14 +18,14 @@ from fastapi.staticfiles import StaticFiles
 from redis.exceptions import RedisError
 from starlette.responses import Response
 
-from api.auth import Authenticated, Principal
+from api.auth import Authenticated
+from api.deps import check_account_id, readable_accounts, view_unavailable
 from api.errors import ApiError
 from api.responses import JSON
 from api.services import Services, services
-from core.events import ID_PATTERN
 from view.keys import as_text
 
-__all__ = ("STATIC_DIR", "readable_accounts", "router")
+__all__ = ("STATIC_DIR", "router")
 
 STATIC_DIR = FilePath(__file__).resolve().parent.parent / "static"
 
@@ -41,8 +40,6 @@ _PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }
-
-_ACCOUNT = re.compile(ID_PATTERN)
 
 
 class _Assets(StaticFiles):
@@ -73,18 +70,8 @@ async def dashboard_home() -> FileResponse:
 @router.get("/accounts/{account}/billing", include_in_schema=False)
 async def dashboard_account(account: Annotated[str, Path()]) -> FileResponse:
     """The billing page of one account (the page checks the token against it)."""
-    if not _ACCOUNT.fullmatch(account):
-        raise ApiError(400, "invalid_account", f"{account!r} is not a valid account id")
+    check_account_id(account)
     return _page()
-
-
-def readable_accounts(principal: Principal) -> list[str] | None:
-    """Accounts a principal may read, sorted; None when it may read every account (admin)."""
-    if principal.is_admin:
-        return None
-    return sorted(
-        {scope.partition(":")[2] for scope in principal.scopes if scope.startswith("read:")}
-    )
 
 
 @router.get("/v1/whoami", response_class=JSON, summary="What the presented token may do")
@@ -112,9 +99,7 @@ async def list_accounts(
             as_text(member) for member in await svc.redis.smembers(svc.reader.keys.accounts)
         }
     except RedisError:
-        raise ApiError(
-            503, "view_unavailable", "Redis is unreachable", {"Retry-After": "2"}
-        ) from None
+        raise view_unavailable() from None
     contracts = (await svc.accounts()).contracts
     rows: list[dict[str, Any]] = []
     for account in sorted(with_usage | set(contracts)):

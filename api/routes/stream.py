@@ -13,51 +13,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
-from starlette.types import Receive, Scope, Send
 
+from api.answers import render_answer, with_freshness
 from api.auth import Authenticated
+from api.deps import (
+    POLL_SECONDS,
+    SlotResponse,
+    check_account,
+    parse_query,
+    read_usage,
+    shared_version,
+)
 from api.errors import ApiError
-from api.routes.usage import check_account, parse_query, read_usage, render_answer, with_freshness
 from api.services import Services, services
 from config.clock import now_ms
 from core.localtime import month_bounds, parse_tz
 from core.usage import UsageQuery, query_edges
 from view.reader import ViewNotReady
 
-__all__ = ("SlotResponse", "router", "shared_version")
+__all__ = ("router",)
 
 router = APIRouter()
 
 logger = logging.getLogger(__name__)
 
-_POLL_SECONDS = 0.2
 _KEEPALIVE_SECONDS = 5.0
-
-
-class SlotResponse(StreamingResponse):
-    """A stream that gives its slot back however it ends (done, disconnect, cancellation)."""
-
-    def __init__(self, body: AsyncIterator[bytes], release: Callable[[], None]) -> None:
-        super().__init__(
-            body,
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
-        self._release = release
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Stream the body, then release the slot."""
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._release()
 
 
 @router.get(
@@ -139,19 +126,7 @@ async def _frames(
             yield _sse("unavailable", {"message": "Redis is unreachable; retrying"})
             await asyncio.sleep(1)
             continue
-        await asyncio.sleep(_POLL_SECONDS)
-
-
-async def shared_version(svc: Services, account: str) -> tuple[bytes, int]:
-    """The account's view version, read once per poll interval however many streams ask."""
-    now = time.monotonic()
-    shared = svc.stream_versions.get(account)
-    if shared is None or now - shared[0] >= _POLL_SECONDS:
-        if len(svc.stream_versions) > 2 * svc.settings.sse_streams_total:
-            svc.stream_versions.clear()  # accounts nobody follows any more
-        shared = (now, asyncio.ensure_future(svc.reader.version(account)))
-        svc.stream_versions[account] = shared
-    return await asyncio.shield(shared[1])
+        await asyncio.sleep(POLL_SECONDS)
 
 
 def _sse(event: str, payload: Any) -> bytes:

@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-import api.routes.usage as usage_route
+import api.answers as usage_route
 from api.app import create_app
 from api.services import AnswerCache, Services, StreamSlots
 from config.settings import Settings
