@@ -8,7 +8,7 @@ from typing import Any
 
 from models.dlq import DlqRecord
 from models.events import BatchRecord, CallEvent
-from models.usage import BucketRecord, UsageAnswer
+from models.usage import DayRecord, UsageAnswer
 
 __all__ = ("SCHEMAS", "render", "write_all")
 
@@ -16,7 +16,7 @@ SCHEMAS: dict[str, Any] = {
     "call-event": CallEvent,
     "batch-record": BatchRecord,
     "dlq-record": DlqRecord,
-    "bucket-record": BucketRecord,
+    "day-record": DayRecord,
     "usage-answer": UsageAnswer,
 }
 

@@ -1,4 +1,4 @@
-"""The usage answer of the API and the bucket records of ``usage.buckets.v1``."""
+"""The usage answer of the API and the day records of ``usage.buckets.v1``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ("AppUsage", "BucketRecord", "SeriesPoint", "Totals", "UsageAnswer")
+__all__ = ("AppUsage", "DayRecord", "SeriesPoint", "Totals", "UsageAnswer")
 
 Credits = str
 
@@ -54,16 +54,22 @@ class UsageAnswer(BaseModel):
     lag: int = Field(description="Input records appended but not yet reflected in this answer.")
 
 
-class BucketRecord(BaseModel):
-    """Absolute value of one 15-minute bucket; key ``account|app|bucket_start``."""
+class DayRecord(BaseModel):
+    """Absolute usage of one account's app on one UTC day; key ``account|app|YYYY-MM-DD``.
 
-    model_config = ConfigDict(frozen=True)
+    Written by :func:`core.days.day_record` (the format's owner), one per changed day.
+    """
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: Literal[2] = Field(description="Record format; readers refuse any other.")
     account_id: str
     app_id: str
-    bucket_start: str
-    bucket_end: str
-    calls: int
-    credits: Credits
+    day: str = Field(description="UTC day, YYYY-MM-DD.")
     version: int = Field(description="Input offset of the last change; larger is newer.")
+    calls: int = Field(ge=0, description="Calls of the whole day.")
+    credits: Credits = Field(description="Credits of the whole day.")
+    slots: list[tuple[int, int, Credits]] = Field(
+        description="Non-empty 15-minute buckets, ascending: [slot 0-95, calls, credits]."
+    )
     source_partition: int
