@@ -16,6 +16,7 @@ from config.settings import Settings
 from core.freshness import Progress
 from streams.accounts import AccountConfig
 from streams.deliverer import Deliverer
+from streams.memory import release_free_heap
 from streams.partitioner import account_partition
 from streams.processor import Processor, now_ms
 from streams.viewkeeper import ViewKeeper
@@ -149,6 +150,7 @@ class WorkerRuntime:
         await self.processor.heartbeat(
             {tp.partition: offset for tp, offset in ends.items()}, checked
         )
+        release_free_heap()
 
     @staticmethod
     async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
