@@ -10,14 +10,13 @@ const FINAL = [400, 401, 403, 404]; // answers a retry cannot change
 /** An incremental event-stream parser: push decoded text, get the complete messages so far. */
 export class SseParser {
   #buffer = "";
-  #pendingCr = false;
+  #afterCr = false;
 
   /** The {event, data} messages completed by this chunk (data lines joined by "\n"). */
   push(text) {
-    // A CR at a chunk's end may be the first half of a CRLF: decide once the next chunk comes.
-    let chunk = (this.#pendingCr ? "\r" : "") + text;
-    this.#pendingCr = chunk.endsWith("\r");
-    if (this.#pendingCr) chunk = chunk.slice(0, -1);
+    // A CR ends a line at once; a LF opening the next chunk is then the rest of that CRLF.
+    const chunk = this.#afterCr && text.startsWith("\n") ? text.slice(1) : text;
+    if (text) this.#afterCr = chunk.endsWith("\r");
     this.#buffer += chunk.replace(/\r\n?/g, "\n");
     const messages = [];
     let end;
