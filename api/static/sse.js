@@ -32,8 +32,8 @@ export class SseParser {
 function parseBlock(block) {
   let event = "message";
   const data = [];
+  // A comment (": keep-alive") has an empty field name: ignored like any field but these two.
   for (const line of block.split("\n")) {
-    if (!line || line.startsWith(":")) continue;
     const colon = line.indexOf(":");
     const field = colon < 0 ? line : line.slice(0, colon);
     let text = colon < 0 ? "" : line.slice(colon + 1);

@@ -19,8 +19,12 @@ test("bars are proportional to credits against the ceiling; a zero window has no
   assert.deepEqual(grid.map((line) => line.y), [BASE, BASE - PLOT_H / 2, SIZE.top]);
   assert.deepEqual(bars.map((bar) => bar.height), [0, PLOT_H / 2, PLOT_H]);
   assert.ok(bars.every((bar) => bar.y + bar.height === BASE));
-  assert.ok(bars[0].x < bars[1].x && bars[1].x < bars[2].x);
-  assert.equal(bars[2].x + bars[2].width <= SIZE.width - SIZE.right, true);
+  // Each bar is centred in its third of the plot, 72 % of it wide.
+  const slot = (SIZE.width - SIZE.left - SIZE.right) / 3;
+  bars.forEach((bar, i) => {
+    assert.ok(Math.abs(bar.x + bar.width / 2 - (SIZE.left + (i + 0.5) * slot)) < 1e-9, `bar ${i}`);
+    assert.ok(Math.abs(bar.width - slot * 0.72) < 1e-9, `bar ${i}`);
+  });
   assert.equal(bars[1].point.credits, "5"); // the answer's own string rides along for the labels
 });
 

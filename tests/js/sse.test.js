@@ -59,17 +59,23 @@ test("readSse decodes UTF-8 split inside a character", async () => {
 
 /** A stream over scripted answers; each answer is a Response, an Error to throw, or a function. */
 function scripted(answers) {
-  const log = { urls: [], headers: [], events: [], live: [], unavailable: 0, errors: [], waits: [] };
+  const log = { urls: [], headers: [], events: [], live: [], unavailable: 0, errors: [], waits: [], overrun: false };
   let next = 0;
+  let stream = null;
   const fetchImpl = async (url, init) => {
     log.urls.push(url);
     log.headers.push(init.headers);
     const answer = answers[next++];
-    if (answer === undefined) throw new Error("no more answers scripted");
+    if (answer === undefined) {
+      // A stream that should have stopped asks again: end it so the test fails, not hangs.
+      log.overrun = true;
+      stream.close();
+      throw new Error("no more answers scripted");
+    }
     if (answer instanceof Error) throw answer;
     return typeof answer === "function" ? answer(init) : answer;
   };
-  const stream = openStream({
+  stream = openStream({
     url: "/v1/accounts/acme/usage/stream?window=none",
     token: "tok",
     onEvent: (event, json) => log.events.push([event, json]),
@@ -99,6 +105,7 @@ test("the stream delivers messages, reconnects after an end or a 5xx, and stops 
   assert.deepEqual(log.live, [false, false, true, false]);
   assert.deepEqual(log.waits, [500, 500]); // a message resets the backoff
   assert.deepEqual(log.errors, [401]);
+  assert.equal(log.overrun, false);
 });
 
 test("failures back off from 0.5 s doubling to 10 s; a 503 says the view is rebuilding", async () => {
@@ -108,6 +115,7 @@ test("failures back off from 0.5 s doubling to 10 s; a 503 says the view is rebu
   assert.deepEqual(log.waits, [500, 1000, 2000, 4000, 8000, 10000]);
   assert.equal(log.unavailable, 1);
   assert.deepEqual(log.errors, [403]);
+  assert.equal(log.overrun, false);
   assert.deepEqual(log.events, []);
 });
 
