@@ -119,7 +119,7 @@ class Settings(BaseSettings):
         description="Input bytes applied and committed together (bounds a run's memory).",
     )
     runs_in_flight: int = Field(
-        2,
+        4,
         ge=1,
         description="Partitions whose runs are applied and committed at the same time (each "
         "holds a few times its input in memory until committed).",

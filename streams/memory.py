@@ -14,18 +14,37 @@ import ctypes
 import ctypes.util
 from collections.abc import Callable
 
-__all__ = ("release_free_heap",)
+__all__ = ("fix_heap_thresholds", "release_free_heap")
+
+# mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
+def _libc_function(name: str) -> Callable[..., int] | None:
+    library = ctypes.util.find_library("c")
+    if library is None:
         return None
-    trim: Callable[[int], int] | None = getattr(ctypes.CDLL(name), "malloc_trim", None)
-    return trim  # glibc only (not musl, macOS)
+    found: Callable[..., int] | None = getattr(ctypes.CDLL(library), name, None)
+    return found  # glibc only (not musl, macOS)
 
 
-_TRIM = _malloc_trim()
+_TRIM = _libc_function("malloc_trim")
+_MALLOPT = _libc_function("mallopt")
+
+
+def fix_heap_thresholds(mmap_bytes: int = 256 * 1024, trim_bytes: int = 4 * 2**20) -> bool:
+    """Keep large blocks out of the heap and shrink it whenever its free top passes a bound.
+
+    glibc raises its mmap threshold each time a large mmapped block is freed (up to 32 MiB),
+    after which fetched record sets and write batches come from the heap, where freeing
+    them leaves holes. Fixed thresholds keep such blocks mmapped: freed, they leave at once.
+    """
+    if _MALLOPT is None:
+        return False
+    return bool(_MALLOPT(_M_MMAP_THRESHOLD, mmap_bytes)) and bool(
+        _MALLOPT(_M_TRIM_THRESHOLD, trim_bytes)
+    )
 
 
 def release_free_heap() -> bool:
