@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # `make up BROKERS=3`: Kafka as a three-node KRaft cluster (scripts/stack, KAFKA_BROKERS).
 STACK := $(if $(BROKERS),KAFKA_BROKERS=$(BROKERS) )scripts/stack
 
-.PHONY: install demo test lint typecheck unit up down status bench clean
+.PHONY: install demo test lint typecheck unit js up down status bench clean
 
 install: $(STAMP)
 
@@ -19,15 +19,19 @@ $(STAMP): pyproject.toml
 demo: install
 	@scripts/demo
 
-test: install lint typecheck
+test: install lint typecheck js
 	@scripts/stack up kafka redis rcluster
 	@scripts/browser
 	@scripts/openmeter-sdks
 	@$(VENV)/bin/pytest -q
 
 # Every broker-free test: no Kafka, no Redis, no browser (RocksDB runs in a temporary directory).
-unit: install
+unit: install js
 	@$(VENV)/bin/pytest -q tests --ignore=tests/integration --ignore=tests/browser
+
+# The dashboard's pure ES modules (api/static) under node's own test runner: no npm, no browser.
+js:
+	@node --test tests/js/
 
 lint: install
 	@$(VENV)/bin/ruff check .

@@ -12,6 +12,7 @@ import faust
 from config.settings import Settings
 from config.topics import ensure_topics
 from streams.app import create_app
+from streams.memory import fix_heap_thresholds
 
 __all__ = ("run_worker",)
 
@@ -20,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 def run_worker(settings: Settings) -> int:
     """Block running one worker process; returns its exit code."""
+    fix_heap_thresholds()
     # Topics must exist with creditflow's settings (LogAppendTime, compaction) before Faust
     # subscribes, or Faust would create them with its defaults.
     loop = asyncio.new_event_loop()

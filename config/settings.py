@@ -118,6 +118,12 @@ class Settings(BaseSettings):
         ge=1024,
         description="Input bytes applied and committed together (bounds a run's memory).",
     )
+    runs_in_flight: int = Field(
+        4,
+        ge=1,
+        description="Partitions whose runs are applied and committed at the same time (each "
+        "holds a few times its input in memory until committed).",
+    )
     outbox_days_per_run: int = Field(
         1000,
         ge=1,

@@ -214,6 +214,7 @@ class Processor:
         self._lock = asyncio.Lock()
         """Held while a run or an outbox flush touches stores: one writer per store."""
         self._ends = _Ends()
+        self._runs_in_flight = asyncio.Semaphore(settings.runs_in_flight)
         self._letters = DeadLetters(
             settings.calls_topic, settings.dlq_topic, settings.dlq_max_record_bytes
         )
@@ -384,10 +385,15 @@ class Processor:
     async def _run_partition(self, item: tuple[int, list[SourceRecord]]) -> None:
         partition, records = item
         for run in chunked(records, self.settings.run_max_bytes):
-            owned = self._owned.get(partition)
-            if owned is None:
-                break  # revoked meanwhile; the new owner processes these records
-            await self._run(owned, run)
+            # A run holds ~5x its input in decoded events, day values and state-log records
+            # until its commit is done: with every partition's run alive at once, a worker's
+            # memory grew with its partition count. A few in flight still overlap one's CPU
+            # work with another's waits for Kafka and Redis.
+            async with self._runs_in_flight:
+                owned = self._owned.get(partition)
+                if owned is None:
+                    break  # revoked meanwhile; the new owner processes these records
+                await self._run(owned, run)
 
     async def _run(self, owned: _Owned, records: list[SourceRecord]) -> None:
         state, store = owned.state, owned.store

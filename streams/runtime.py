@@ -17,6 +17,7 @@ from config.contracts import load_contracts
 from config.settings import Settings
 from core.freshness import Progress
 from streams.deliverer import Deliverer
+from streams.memory import release_free_heap
 from streams.partitioner import account_partition
 from streams.processor import Processor
 from streams.viewkeeper import ViewKeeper
@@ -150,6 +151,7 @@ class WorkerRuntime:
         await self.processor.heartbeat(
             {tp.partition: offset for tp, offset in ends.items()}, checked
         )
+        release_free_heap()
 
     @staticmethod
     async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:

@@ -1,4 +1,5 @@
-// Labels of the billing page in English and Korean. `{name}` marks a value filled in at run time.
+// Labels of the billing page in English and Korean, and the page's language (owned here: set by
+// the page's language toggle, read by every label). `{name}` marks a value filled in at run time.
 export const STRINGS = {
   en: {
     settings: "Settings",
@@ -149,3 +150,33 @@ export const STRINGS = {
 };
 
 export const LANGS = Object.keys(STRINGS);
+
+let current = "en";
+
+/** The page's language ("en" or "ko"). */
+export function lang() {
+  return current;
+}
+
+/** Switch the page's language (an unknown one is refused: the labels would all be keys). */
+export function setLang(next) {
+  if (!STRINGS[next]) throw new RangeError(`unknown language: ${String(next).slice(0, 20)}`);
+  current = next;
+}
+
+/** The first language: a saved choice if it is known, else Korean for a Korean browser. */
+export function pickLang(saved, browserLanguage) {
+  if (saved && STRINGS[saved]) return saved;
+  return String(browserLanguage).startsWith("ko") ? "ko" : "en";
+}
+
+/** A label in a language (English, then the key, when missing), its {name} marks filled in. */
+export function translate(language, key, vars = {}) {
+  const text = STRINGS[language]?.[key] ?? STRINGS.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ""));
+}
+
+/** A label in the page's language. */
+export function t(key, vars = {}) {
+  return translate(current, key, vars);
+}

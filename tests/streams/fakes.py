@@ -124,6 +124,8 @@ class _Ack:
         return self._acknowledge().__await__()
 
     async def _acknowledge(self) -> Sent:
+        # Kafka's acknowledgement always comes later: other tasks run meanwhile.
+        await asyncio.sleep(0)
         self._journal.add("ack", self._sent.topic)
         if self._error is not None:
             raise self._error

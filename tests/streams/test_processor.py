@@ -287,3 +287,47 @@ async def test_older_days_follow_a_run_at_one_per_events_and_idle_heartbeats_sen
         assert len(_published_days(run)) == 80
         assert len(run.processor._owned[0].outbox) == 0
         assert len(run.view.days) == 80  # the view has every day too
+
+
+def _commits_and_days(run: Shell) -> list[tuple[str, int | None]]:
+    """(state log | day records, partition) in the order sent, repeats collapsed."""
+    names = {TOPICS.state_topic: "state log", TOPICS.buckets_topic: "day records"}
+    out: list[tuple[str, int | None]] = []
+    for sent in run.producer.sent:
+        if sent.topic not in names:
+            continue
+        step = (names[sent.topic], sent.partition if sent.topic == TOPICS.state_topic else None)
+        if not out or out[-1] != step:
+            out.append(step)
+    return out
+
+
+async def test_runs_in_flight_bounds_the_partitions_committing_at_once(tmp_path: Path) -> None:
+    accounts = {"p0": 0, "p1": 1, "p2": 2}
+
+    def fetch() -> list[SourceRecord]:
+        return [
+            rec(
+                offset, T0 + HOUR, [ev(f"{a}-{offset}", T0, account=a)], key=a.encode(), partition=p
+            )
+            for a, p in accounts.items()
+            for offset in range(2)
+        ]
+
+    async with shell(tmp_path / "one", partition_for=accounts.__getitem__, runs_in_flight=1) as run:
+        run.processor.assign(accounts.values())
+        await run.processor.process(fetch())
+        # Each partition's run commits and publishes its days before the next one starts.
+        assert _commits_and_days(run) == [
+            ("state log", 0),
+            ("day records", None),
+            ("state log", 1),
+            ("day records", None),
+            ("state log", 2),
+            ("day records", None),
+        ]
+    async with shell(tmp_path / "all", partition_for=accounts.__getitem__, runs_in_flight=3) as run:
+        run.processor.assign(accounts.values())
+        await run.processor.process(fetch())
+        # All three commit while the first waits for Kafka.
+        assert _commits_and_days(run)[:3] == [("state log", 0), ("state log", 1), ("state log", 2)]
