@@ -67,6 +67,7 @@ from streams.state.changelog import load_ledger, new_tag, prepare_commit
 from streams.state.outbox import Outbox
 from streams.state.restore import Restorer
 from streams.state.store import PartitionStore, StoreBudget, StoreFormatError
+from view import counters
 from view.keys import alerts_key
 
 __all__ = (
@@ -521,13 +522,15 @@ class Processor:
                 body = msgspec.json.encode(alert.to_wire())
                 docs.append((alerts_key(alert.account_id), alert.alert_id, body))
                 logger.info("alert %s fired (used %s)", alert.alert_id, alert.used_micro)
-            metrics["alerts_fired"] += len(outcome.alerts)
-            metrics["events_accepted"] += outcome.accepted
-            metrics["events_duplicate"] += outcome.duplicates
-            metrics["records_applied"] += outcome.records
+            metrics[counters.ALERTS_FIRED] += len(outcome.alerts)
+            metrics[counters.EVENTS_ACCEPTED] += outcome.accepted
+            metrics[counters.EVENTS_DUPLICATE] += outcome.duplicates
+            metrics[counters.RECORDS_APPLIED] += outcome.records
             for _, rejection in outcome.rejected:
-                metrics[f"dlq:{rejection.reason.value}"] += 1
-            metrics["events_rerouted"] += sum(len(items) for items in outcome.rerouted.values())
+                metrics[counters.dlq(rejection.reason.value)] += 1
+            metrics[counters.EVENTS_REROUTED] += sum(
+                len(items) for items in outcome.rerouted.values()
+            )
         return await self.writer.write(days, None, metrics, docs)
 
     def _progress_of(self, owned: Iterable[_Owned]) -> dict[int, Progress]:
