@@ -26,7 +26,7 @@ from bench.namespace import RESULTS, ROOT, Namespace, free_port
 from bench.query import run_query
 from bench.scale import run_scale
 from bench.scale_build import History
-from bench.state_scale import ScaleSizes, run_state_scale
+from bench.state_scale import ScaleSizes, expiry_figures, run_state_scale
 
 TARGETS = {
     "batch_events_per_second": 170_000,
@@ -449,6 +449,10 @@ def scale_main(args: argparse.Namespace) -> int:
         started = _step(1, 1, f"worker state at size: {sizes.ids:,} ids spread over 30 days")
         results["state"] = run_state_scale(sizes)
         _done(started, "done")
+    if args.scale_phase == "expiry":
+        started = _step(1, 1, f"dropping a day of ids past the horizon at {args.scale_ids:,} ids")
+        results["expiry"] = expiry_figures(args.scale_ids)
+        _done(started, "done")
     results["machine"] = {**_machine(), "load_average_at_end": os.getloadavg()}
     document = json.dumps(results, indent=2)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
@@ -534,7 +538,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cluster", action="store_true", help="--scale on one Redis only")
     parser.add_argument("--cluster-rebuild-accounts", type=int, default=100)
     parser.add_argument(
-        "--scale-phase", choices=("all", "view", "state"), default="all", help="with --scale"
+        "--scale-phase",
+        choices=("all", "view", "state", "expiry"),
+        default="all",
+        help="with --scale (expiry: only the day-drop timing of the state phase)",
     )
     parser.add_argument("--scale-ids", type=int, default=ScaleSizes.ids, help="state phase")
     args = parser.parse_args(argv)
