@@ -93,7 +93,7 @@ def _wrk(
         "SUFFIX": suffix,
         "TOKEN": TOKEN,
     }
-    command = [wrk.binary(), "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", str(SCRIPT)]
+    command = wrk.command(clients, seconds, "-s", str(SCRIPT))
     output = subprocess.run(
         [*command, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True, env=env
     ).stdout

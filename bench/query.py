@@ -99,16 +99,7 @@ def run_query(
             check=True,
         )
         output = subprocess.run(
-            [
-                binary,
-                "-t2",
-                f"-c{clients}",
-                f"-d{seconds}s",
-                "--latency",
-                "-H",
-                f"Authorization: Bearer {TOKEN}",
-                url,
-            ],
+            wrk.command(clients, seconds, "-H", f"Authorization: Bearer {TOKEN}", url),
             capture_output=True,
             text=True,
             check=True,

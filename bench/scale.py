@@ -52,7 +52,6 @@ def wrk(
     port: int, history: History, mode: str, seconds: int, clients: int, think_ms: int
 ) -> dict[str, Any]:
     """One wrk run of scale_queries.lua; latency percentiles and rate."""
-    binary = wrk_report.binary()
     env = {
         "CF_ACCOUNTS": str(history.accounts),
         "CF_FIRST": str(history.first_day * 86_400),
@@ -63,16 +62,13 @@ def wrk(
         "PATH": "/usr/bin:/bin",
     }
     output = subprocess.run(
-        [
-            binary,
-            "-t2",
-            f"-c{clients}",
-            f"-d{seconds}s",
-            "--latency",
+        wrk_report.command(
+            clients,
+            seconds,
             "-s",
             str(SCRIPT),
             f"http://127.0.0.1:{port}",
-        ],
+        ),
         capture_output=True,
         text=True,
         check=True,

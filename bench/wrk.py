@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 
-__all__ = ("binary", "max_ms", "non_2xx", "percentiles", "requests", "socket_errors")
+__all__ = ("binary", "command", "max_ms", "non_2xx", "percentiles", "requests", "socket_errors")
 
 
 def binary() -> str:
@@ -14,6 +14,11 @@ def binary() -> str:
     if found is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk)")
     return found
+
+
+def command(clients: int, seconds: int, *args: str) -> list[str]:
+    """wrk's command line: two threads, ``clients`` connections, ``seconds`` long, latencies."""
+    return [binary(), "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", *args]
 
 
 def _ms(value: str, unit: str) -> float:
