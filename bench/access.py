@@ -13,16 +13,15 @@ import asyncio
 import json
 import os
 import random
-import re
-import shutil
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
 
+from bench import wrk
+from bench.load import producer as kafka_producer
 from bench.namespace import RESULTS, ROOT, Namespace, Process, creditflow
 from config.topics import ensure_topics
 
@@ -54,12 +53,7 @@ async def _seed(namespace: Namespace, accounts: int, per_account: int) -> int:
     """``per_account`` events per account over the last twelve days, batch records of 200."""
     settings = namespace.settings()
     await ensure_topics(settings)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=20,
-    )
+    producer = kafka_producer(settings, linger_ms=20)
     await producer.start()
     rng = random.Random(11)
     now = datetime.now(UTC)
@@ -87,20 +81,9 @@ async def _seed(namespace: Namespace, accounts: int, per_account: int) -> int:
     return accounts * per_account
 
 
-def _ms(text: str, label: str) -> float:
-    match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"no {label} in wrk output:\n{text}")
-    value, unit = float(match.group(1)), match.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-
 def _wrk(
     port: int, suffix: str, rate: float, clients: int, seconds: int, accounts: int
 ) -> dict[str, Any]:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise RuntimeError("wrk is not installed (apt-get install wrk)")
     env = {
         **os.environ,
         "RATE": str(rate),
@@ -110,38 +93,21 @@ def _wrk(
         "SUFFIX": suffix,
         "TOKEN": TOKEN,
     }
-    command = [wrk, "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", str(SCRIPT)]
+    command = wrk.command(clients, seconds, "-s", str(SCRIPT))
     output = subprocess.run(
         [*command, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True, env=env
     ).stdout
-    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
-    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    requests = wrk.requests(output)
     return {
         "path": f"/v1/accounts/<random of {accounts}>{suffix}",
         "offered_per_second": rate,
         "requests": requests,
         "requests_per_second": round(requests / seconds),
-        "non_2xx": int(failed.group(1)) if failed else 0,
-        "p50_ms": _ms(output, "50%"),
-        "p90_ms": _ms(output, "90%"),
-        "p99_ms": _ms(output, "99%"),
-        "max_ms": _max_ms(output),
-        "socket_errors": _socket_errors(output),
+        "non_2xx": wrk.non_2xx(output),
+        **wrk.percentiles(output),
+        "max_ms": wrk.max_ms(output),
+        "socket_errors": wrk.socket_errors(output),
     }
-
-
-def _max_ms(text: str) -> float:
-    """The max of wrk's "Latency avg stdev max" line."""
-    match = re.search(r"^\s*Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", text, re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"no latency line in wrk output:\n{text}")
-    value, unit = float(match.group(1)), match.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-
-def _socket_errors(text: str) -> int:
-    match = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-    return sum(int(n) for n in match.groups()) if match else 0
 
 
 def run_access(

@@ -21,6 +21,7 @@ import httpx
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
+from bench.load import producer as kafka_producer
 from bench.load import ready_topics, steady
 from bench.namespace import RESULTS, Namespace, Process, creditflow, free_port
 from config.accounts import publish_config, webhooks_key
@@ -116,12 +117,7 @@ async def run_latency(
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as client:
             await _wait_ready(client, [worker, api])
-            producer = AIOKafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap_servers,
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=0,
-            )
+            producer = kafka_producer(settings)
             await producer.start()
             load = asyncio.ensure_future(steady(settings, rate, batch, seconds))
             # Probes are timed once the load has run a while: the worker's first fetches

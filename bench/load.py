@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -14,6 +14,30 @@ from config.settings import Settings
 from config.topics import ensure_topics
 
 APPS = ("support-bot", "doc-search", "summarizer", "translator", "code-review")
+
+
+def producer(settings: Settings, linger_ms: int = 0, **options: int) -> AIOKafkaProducer:
+    """An idempotent ``acks=all`` producer (not started), as the product's own clients are."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=linger_ms,
+        **options,
+    )
+
+
+async def send_all(
+    producer: AIOKafkaProducer, topic: str, records: Iterable[tuple[bytes, bytes]], window: int
+) -> None:
+    """Send every ``(key, value)``, awaiting the acknowledgements ``window`` records at a time."""
+    pending = []
+    for key, value in records:
+        pending.append(await producer.send(topic, value, key=key))
+        if len(pending) >= window:
+            await asyncio.gather(*pending)
+            pending = []
+    await asyncio.gather(*pending)
 
 
 def events(
@@ -57,16 +81,14 @@ async def ready_topics(settings: Settings, within_s: float = 60) -> None:
     """Create the topics, then wait until every partition of the input and state topics has a
     leader (a broker just asked to create topics answers NotLeaderForPartition for a while)."""
     await ensure_topics(settings)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
-    )
-    await producer.start()
+    client = producer(settings)
+    await client.start()
     try:
         deadline = time.monotonic() + within_s
         topics = (settings.calls_topic, settings.state_topic)
         for topic in topics:
-            await producer.client.add_topic(topic)
-        cluster = producer.client.cluster
+            await client.client.add_topic(topic)
+        cluster = client.client.cluster
         while True:
             leaders = [
                 ((topic, partition), cluster.leader_for_partition(TopicPartition(topic, partition)))
@@ -78,35 +100,24 @@ async def ready_topics(settings: Settings, within_s: float = 60) -> None:
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no leader for {len(missing)} partitions, e.g. {missing[0]}")
-            await producer.client.force_metadata_update()
+            await client.client.force_metadata_update()
             await asyncio.sleep(0.2)
     finally:
-        await producer.stop()
+        await client.stop()
 
 
 async def preload(settings: Settings, count: int, batch: int, accounts: int = 50) -> float:
     """Produce ``count`` events into the input topic; return the seconds it took."""
     await ready_topics(settings)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=20,
-        max_batch_size=1024 * 1024,
-        max_request_size=8 * 1024 * 1024,
+    client = producer(
+        settings, linger_ms=20, max_batch_size=1024 * 1024, max_request_size=8 * 1024 * 1024
     )
-    await producer.start()
+    await client.start()
     started = time.monotonic()
     try:
-        pending = []
-        for key, value in records(count, batch, accounts):
-            pending.append(await producer.send(settings.calls_topic, value, key=key))
-            if len(pending) >= 5000:
-                await asyncio.gather(*pending)
-                pending = []
-        await asyncio.gather(*pending)
+        await send_all(client, settings.calls_topic, records(count, batch, accounts), 5000)
     finally:
-        await producer.stop()
+        await client.stop()
     return time.monotonic() - started
 
 
@@ -114,13 +125,8 @@ async def steady(
     settings: Settings, rate: float, batch: int, seconds: float, accounts: int = 50
 ) -> int:
     """Produce about ``rate`` events per second for ``seconds``; return events sent."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=2,
-    )
-    await producer.start()
+    client = producer(settings, linger_ms=2)
+    await client.start()
     rng = random.Random(11)
     names = [f"load-{i:03d}" for i in range(accounts)]
     sent = 0
@@ -136,9 +142,9 @@ async def steady(
                 account = names[rng.randrange(accounts)]
                 items = list(events(rng, account, batch, now, 2))
                 value = items[0] if batch == 1 else b"[" + b",".join(items) + b"]"
-                await producer.send(settings.calls_topic, value, key=account.encode())
+                await client.send(settings.calls_topic, value, key=account.encode())
                 sent += batch
                 due -= batch
     finally:
-        await producer.stop()
+        await client.stop()
     return sent

@@ -7,8 +7,6 @@ measures uncached queries over a large history.
 from __future__ import annotations
 
 import asyncio
-import re
-import shutil
 import subprocess
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -17,9 +15,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import redis
-from aiokafka import AIOKafkaProducer
 
+from bench import wrk
 from bench.load import APPS
+from bench.load import producer as kafka_producer
 from bench.namespace import Namespace, Process, creditflow
 from config.topics import ensure_topics
 
@@ -39,12 +38,7 @@ async def _seed(namespace: Namespace) -> int:
     """One event per app in every 15-minute bucket of the queried 31 days, up to now."""
     settings = namespace.settings()
     await ensure_topics(settings)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=20,
-    )
+    producer = kafka_producer(settings, linger_ms=20)
     await producer.start()
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     start = datetime.combine(_first_day(), datetime.min.time(), ZoneInfo(TZ)).astimezone(UTC)
@@ -68,21 +62,11 @@ async def _seed(namespace: Namespace) -> int:
     return len(events)
 
 
-def _wrk_ms(text: str, label: str) -> float:
-    match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"no {label} in wrk output:\n{text}")
-    value, unit = float(match.group(1)), match.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-
 def run_query(
     namespace: Namespace, clients: int, seconds: int, api_workers: int, port: int
 ) -> dict[str, Any]:
     """Seed, then hammer the usage API with wrk; also Redis bytes per (account, app, day)."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise RuntimeError("wrk is not installed (apt-get install wrk)")
+    binary = wrk.binary()
     seeded = asyncio.run(_seed(namespace))
     worker = Process(creditflow("worker"), namespace, "query-worker")
     api = Process(
@@ -110,26 +94,17 @@ def run_query(
             raise RuntimeError(f"query account not fully applied: {answer.get('total')}")
         # Warm-up (discarded): every API worker process has served requests before timing.
         subprocess.run(
-            [wrk, "-t1", f"-c{clients}", "-d3s", "-H", f"Authorization: Bearer {TOKEN}", url],
+            [binary, "-t1", f"-c{clients}", "-d3s", "-H", f"Authorization: Bearer {TOKEN}", url],
             capture_output=True,
             check=True,
         )
         output = subprocess.run(
-            [
-                wrk,
-                "-t2",
-                f"-c{clients}",
-                f"-d{seconds}s",
-                "--latency",
-                "-H",
-                f"Authorization: Bearer {TOKEN}",
-                url,
-            ],
+            wrk.command(clients, seconds, "-H", f"Authorization: Bearer {TOKEN}", url),
             capture_output=True,
             text=True,
             check=True,
         ).stdout
-        requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+        requests = wrk.requests(output)
         client = redis.Redis.from_url(namespace.env["REDIS_URL"])
         view_bytes = sum(
             int(client.memory_usage(key, samples=0) or 0)
@@ -146,8 +121,6 @@ def run_query(
         "apps": len(answer["apps"]),
         "requests": requests,
         "requests_per_second": round(requests / seconds),
-        "p50_ms": _wrk_ms(output, "50%"),
-        "p90_ms": _wrk_ms(output, "90%"),
-        "p99_ms": _wrk_ms(output, "99%"),
+        **wrk.percentiles(output),
         "redis_bytes_per_account_app_day": round(view_bytes / (len(APPS) * DAYS)),
     }

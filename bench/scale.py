@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import shutil
 import subprocess
 import time
 from datetime import date, timedelta
@@ -32,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from bench import wrk as wrk_report
 from bench.namespace import Namespace, Process, creditflow
 from bench.scale_build import (
     History,
@@ -49,21 +48,10 @@ SCRIPT = Path(__file__).with_name("scale_queries.lua")
 _EPOCH = date(1970, 1, 1)
 
 
-def _wrk_ms(text: str, label: str) -> float:
-    match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"no {label} in wrk output:\n{text}")
-    value, unit = float(match.group(1)), match.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-
 def wrk(
     port: int, history: History, mode: str, seconds: int, clients: int, think_ms: int
 ) -> dict[str, Any]:
     """One wrk run of scale_queries.lua; latency percentiles and rate."""
-    binary = shutil.which("wrk")
-    if binary is None:
-        raise RuntimeError("wrk is not installed (apt-get install wrk)")
     env = {
         "CF_ACCOUNTS": str(history.accounts),
         "CF_FIRST": str(history.first_day * 86_400),
@@ -74,23 +62,19 @@ def wrk(
         "PATH": "/usr/bin:/bin",
     }
     output = subprocess.run(
-        [
-            binary,
-            "-t2",
-            f"-c{clients}",
-            f"-d{seconds}s",
-            "--latency",
+        wrk_report.command(
+            clients,
+            seconds,
             "-s",
             str(SCRIPT),
             f"http://127.0.0.1:{port}",
-        ],
+        ),
         capture_output=True,
         text=True,
         check=True,
         env=env,
     ).stdout
-    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    requests = wrk_report.requests(output)
     return {
         "mode": mode,
         "clients": clients,
@@ -98,10 +82,8 @@ def wrk(
         "seconds": seconds,
         "requests": requests,
         "requests_per_second": round(requests / seconds),
-        "non_2xx": int(errors.group(1)) if errors else 0,
-        "p50_ms": _wrk_ms(output, "50%"),
-        "p90_ms": _wrk_ms(output, "90%"),
-        "p99_ms": _wrk_ms(output, "99%"),
+        "non_2xx": wrk_report.non_2xx(output),
+        **wrk_report.percentiles(output),
     }
 
 

@@ -14,8 +14,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import redis
-from aiokafka import AIOKafkaProducer
 
+from bench.load import producer as kafka_producer
 from bench.namespace import Namespace, Process, creditflow
 from config.topics import ensure_topics
 from core.days import DAY_MS, SLOTS_PER_DAY, Bucket, DayKey, DayUsage, day_record, day_record_key
@@ -66,13 +66,8 @@ async def produce(namespace: Namespace, history: History, seed: int = 7) -> dict
     await ensure_topics(settings)
     rng = random.Random(seed)
     templates = _templates(history, rng)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=50,
-        max_batch_size=1024 * 1024,
-        max_request_size=8 * 1024 * 1024,
+    producer = kafka_producer(
+        settings, linger_ms=50, max_batch_size=1024 * 1024, max_request_size=8 * 1024 * 1024
     )
     await producer.start()
     started = time.monotonic()

@@ -32,8 +32,9 @@ from typing import Any
 
 import httpx
 import redis
-from aiokafka import AIOKafkaProducer
 
+from bench.load import producer as kafka_producer
+from bench.load import send_all
 from bench.namespace import RESULTS, Namespace, Process, creditflow, free_port
 from config.topics import ensure_topics
 from core.days import DAY_MS
@@ -86,24 +87,13 @@ async def produce(
     """Produce ``count`` events, event times spread over ``spread_s`` before now; seconds taken."""
     settings = namespace.settings()
     await ensure_topics(settings)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=50,
-        max_batch_size=1024 * 1024,
-    )
+    producer = kafka_producer(settings, linger_ms=50, max_batch_size=1024 * 1024)
     await producer.start()
     started = time.monotonic()
+    values = _records(count, sizes.batch, sizes.accounts, spread_s, seed)
+    keyed = ((f"scale-{n % sizes.accounts:03d}".encode(), v) for n, v in enumerate(values))
     try:
-        pending = []
-        for n, value in enumerate(_records(count, sizes.batch, sizes.accounts, spread_s, seed)):
-            key = f"scale-{n % sizes.accounts:03d}".encode()
-            pending.append(await producer.send(settings.calls_topic, value, key=key))
-            if len(pending) >= 2000:
-                await asyncio.gather(*pending)
-                pending = []
-        await asyncio.gather(*pending)
+        await send_all(producer, settings.calls_topic, keyed, 2000)
     finally:
         await producer.stop()
     return time.monotonic() - started
@@ -162,9 +152,7 @@ async def _probe_visible(namespace: Namespace, api: str, started: float, limit_s
         "occurred_at": occurred.isoformat(),
         "credits": "1",
     }
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
-    )
+    producer = kafka_producer(settings)
     await producer.start()
     try:
         before = await _probe_calls(api, account, occurred)

@@ -76,21 +76,12 @@ TimeParam = Annotated[str | None, Query(description="RFC 3339; default now")]
 @router.get(
     "/api/v2/customers/{customer}/entitlements/{feature}/value",
     summary="Entitlement value of a customer (an account)",
+    name="customer_value_v2",
 )
-async def customer_value_v2(
-    customer: str,
-    feature: str,
-    principal: Authenticated,
-    svc: Annotated[Services, Depends(services)],
-    time: TimeParam = None,
-) -> Response:
-    """``hasAccess``, ``balance``, ``usage``, ``overage``, ``totalAvailableGrantAmount``."""
-    return await _value(svc, principal, customer, feature, time)
-
-
 @router.get(
     "/api/v1/customers/{customer}/entitlements/{feature}/value",
     summary="Entitlement value of a customer (v1)",
+    description="The same value as the v2 route.",
 )
 async def customer_value(
     customer: str,
@@ -99,7 +90,7 @@ async def customer_value(
     svc: Annotated[Services, Depends(services)],
     time: TimeParam = None,
 ) -> Response:
-    """The same value as the v2 route."""
+    """``hasAccess``, ``balance``, ``usage``, ``overage``, ``totalAvailableGrantAmount``."""
     return await _value(svc, principal, customer, feature, time)
 
 

@@ -20,9 +20,9 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
-from api.auth import Authenticated, TokenStore, authorization_header
+from api.auth import Authenticated, Principal
 from api.deps import (
     POLL_SECONDS,
     SlotResponse,
@@ -30,6 +30,7 @@ from api.deps import (
     shared_version,
 )
 from api.errors import ApiError
+from api.fastpath import AccountFastPath
 from api.responses import JSON
 from api.services import Services, services
 from api.standing import Standing, standing_of
@@ -43,7 +44,6 @@ router = APIRouter()
 
 logger = logging.getLogger(__name__)
 
-_PREFIX, _SUFFIX = "/v1/accounts/", "/access"
 _KEEPALIVE_SECONDS = 15.0
 
 
@@ -135,43 +135,13 @@ def _sse(body: dict[str, Any]) -> bytes:
     return b"event: access\ndata: " + orjson.dumps(body) + b"\n\n"
 
 
-class AccessFastPath:
+class AccessFastPath(AccountFastPath):
     """Serve 200 access answers directly; pass everything else (errors too) to ``app``."""
 
-    def __init__(self, app: ASGIApp, services: Services, tokens: TokenStore) -> None:
-        self.app = app
-        self.services = services
-        self.tokens = tokens
+    suffix = "/access"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """ASGI entry point."""
-        if scope["type"] == "http" and scope["method"] == "GET":
-            body = await self._answer(scope)
-            if body is not None:
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 200,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
-
-    async def _answer(self, scope: Scope) -> bytes | None:
-        path: str = scope["path"]
-        if not (path.startswith(_PREFIX) and path.endswith(_SUFFIX)):
-            return None
-        account = path[len(_PREFIX) : -len(_SUFFIX)]
-        if "/" in account:
-            return None
-        principal = self.tokens.principal_of(authorization_header(scope["headers"]))
-        if principal is None:
-            return None
+    async def render(self, scope: Scope, account: str, principal: Principal) -> bytes | None:
+        """The access answer, or ``None`` on any error."""
         try:
             check_account(account, principal)
             return orjson.dumps(access_body(await standing_of(self.services, account)))

@@ -87,12 +87,19 @@ async def test_a_bad_query_is_400_even_while_the_view_rebuilds(
     assert view.reads == []  # judged before the view was asked
 
 
+async def _usage_failing(
+    api: tuple[httpx.AsyncClient, _View], failure: Exception
+) -> httpx.Response:
+    """A good usage query while every view read raises ``failure``."""
+    client, view = api
+    view.failure = failure
+    return await client.get("/v1/accounts/acme/usage", params=QUERY)
+
+
 async def test_a_good_query_while_the_view_rebuilds_is_503_with_retry_after(
     api: tuple[httpx.AsyncClient, _View],
 ) -> None:
-    client, view = api
-    view.failure = ViewNotReady("view is being rebuilt")
-    response = await client.get("/v1/accounts/acme/usage", params=QUERY)
+    response = await _usage_failing(api, ViewNotReady("view is being rebuilt"))
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "view_rebuilding"
     assert response.headers["Retry-After"] == "2"
@@ -101,9 +108,9 @@ async def test_a_good_query_while_the_view_rebuilds_is_503_with_retry_after(
 async def test_redis_down_is_503_without_the_driver_error(
     api: tuple[httpx.AsyncClient, _View],
 ) -> None:
-    client, view = api
-    view.failure = RedisConnectionError("Error 111 connecting to 10.0.0.7:6379")
-    response = await client.get("/v1/accounts/acme/usage", params=QUERY)
+    response = await _usage_failing(
+        api, RedisConnectionError("Error 111 connecting to 10.0.0.7:6379")
+    )
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "view_unavailable"
     assert "10.0.0.7" not in response.text

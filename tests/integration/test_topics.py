@@ -3,27 +3,24 @@
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from config.settings import Settings
 from config.topics import ensure_topics
 from tests.integration.harness import new_env
 
 
-async def test_an_input_topic_with_producer_timestamps_is_refused() -> None:
-    settings = new_env("topics").settings()
+async def _create(settings: Settings, topic: str, configs: dict[str, str]) -> None:
+    """Create ``topic`` beforehand with ``configs``, as an operator might have."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
-        await admin.create_topics(
-            [
-                NewTopic(
-                    settings.calls_topic,
-                    settings.partitions,
-                    1,
-                    topic_configs={"message.timestamp.type": "CreateTime"},
-                )
-            ]
-        )
+        await admin.create_topics([NewTopic(topic, settings.partitions, 1, topic_configs=configs)])
     finally:
         await admin.close()
+
+
+async def test_an_input_topic_with_producer_timestamps_is_refused() -> None:
+    settings = new_env("topics").settings()
+    await _create(settings, settings.calls_topic, {"message.timestamp.type": "CreateTime"})
     with pytest.raises(RuntimeError, match="LogAppendTime"):
         await ensure_topics(settings)
 
@@ -38,20 +35,10 @@ async def test_a_dlq_topic_smaller_than_the_dead_letter_bound_is_refused() -> No
     # A dead letter the broker refused would also break the idempotent producer's sequence on
     # that partition (finding 2 of issue 9), so the bound must hold before the worker starts.
     settings = new_env("topics").settings()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(
-                    settings.dlq_topic,
-                    settings.partitions,
-                    1,
-                    topic_configs={"max.message.bytes": str(settings.dlq_max_record_bytes // 2)},
-                )
-            ]
-        )
-    finally:
-        await admin.close()
+    await _create(
+        settings,
+        settings.dlq_topic,
+        {"max.message.bytes": str(settings.dlq_max_record_bytes // 2)},
+    )
     with pytest.raises(RuntimeError, match="CREDITFLOW_DLQ_MAX_RECORD_BYTES"):
         await ensure_topics(settings)

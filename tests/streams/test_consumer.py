@@ -79,7 +79,8 @@ async def test_a_finished_call_makes_its_last_offsets_committable() -> None:
     assert set(consumer._filter_tps_with_pending_acks()) == {A, B}
 
 
-async def test_nothing_is_committable_while_the_call_runs() -> None:
+async def _held_call() -> tuple[FetchConsumer, asyncio.Event, asyncio.Future[None]]:
+    """A consumer inside a call of its handler on offset 3 of A, held until ``release``."""
     release = asyncio.Event()
 
     async def handler(records: list[SourceRecord]) -> None:
@@ -88,6 +89,11 @@ async def test_nothing_is_committable_while_the_call_runs() -> None:
     consumer = _consumer(handler)
     call = asyncio.ensure_future(consumer._hand({A: [_record(A, 3)]}))
     await asyncio.sleep(0)
+    return consumer, release, call
+
+
+async def test_nothing_is_committable_while_the_call_runs() -> None:
+    consumer, release, call = await _held_call()
     assert consumer._new_offset(A) is None
     release.set()
     await call
@@ -114,14 +120,7 @@ async def test_records_before_the_next_unread_offset_are_not_handed_again() -> N
 
 
 async def test_a_stop_during_a_call_lets_it_finish_and_count(monkeypatch: Any) -> None:
-    release = asyncio.Event()
-
-    async def handler(records: list[SourceRecord]) -> None:
-        await release.wait()
-
-    consumer = _consumer(handler)
-    call = asyncio.ensure_future(consumer._hand({A: [_record(A, 3)]}))
-    await asyncio.sleep(0)
+    consumer, release, call = await _held_call()
     call.cancel()
     await asyncio.sleep(0)
     assert not call.done()  # still waiting for the call, whatever the cancellation

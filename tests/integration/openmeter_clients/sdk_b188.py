@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError
 from openmeter import Client
-from sdk_common import main, rows_of
-
-
-def _time(text: str | None) -> dt.datetime | None:
-    return None if text is None else dt.datetime.fromisoformat(text)
-
-
-def _error(error: HttpResponseError) -> dict[str, Any]:
-    response = error.response
-    return {
-        "status": error.status_code,
-        "content_type": response.headers.get("content-type") if response else None,
-    }
+from sdk_common import error_json, main, rows_of, time_of
 
 
 def _client(url: str, token: str) -> Client:
@@ -46,8 +33,8 @@ class B188:
         if q.get("csv") or q.get("post"):
             return {"unsupported": True}  # 1.0.0b188 has neither a CSV nor a POST query
         params: dict[str, Any] = {
-            "from_parameter": _time(q.get("from")),
-            "to": _time(q.get("to")),
+            "from_parameter": time_of(q.get("from")),
+            "to": time_of(q.get("to")),
             "window_size": q.get("windowSize"),
             "subject": q.get("subject"),
             "group_by": q.get("groupBy"),
@@ -60,7 +47,7 @@ class B188:
                 "rows": rows_of(client.query_meter(meter_id_or_slug=q["meter"], **params)["data"])
             }
         except HttpResponseError as error:
-            return {"error": _error(error)}
+            return {"error": error_json(error)}
 
     def values(self, account: str) -> dict[str, Any]:
         return {"subject": self.client.get_entitlement_value(account, "credits")}
@@ -82,7 +69,7 @@ class B188:
                 )
             }
         except HttpResponseError as error:
-            return {"error": _error(error)}
+            return {"error": error_json(error)}
 
 
 if __name__ == "__main__":

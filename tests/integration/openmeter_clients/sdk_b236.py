@@ -5,25 +5,12 @@ Reads a step from stdin, calls the SDK exactly as an application would, prints J
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from typing import Any
 
 from corehttp.exceptions import HttpResponseError
 from openmeter import Client
-from sdk_common import main, rows_of
-
-
-def _time(text: str | None) -> dt.datetime | None:
-    return None if text is None else dt.datetime.fromisoformat(text)
-
-
-def _error(error: HttpResponseError) -> dict[str, Any]:
-    response = error.response
-    return {
-        "status": error.status_code,
-        "content_type": response.headers.get("content-type") if response else None,
-    }
+from sdk_common import error_json, main, rows_of, time_of
 
 
 class B236:
@@ -43,8 +30,8 @@ class B236:
     def query(self, q: dict[str, Any], token: str | None = None) -> Any:
         client = Client(endpoint=self.url, token=token) if token else self.client
         params = {
-            "from_parameter": _time(q.get("from")),
-            "to": _time(q.get("to")),
+            "from_parameter": time_of(q.get("from")),
+            "to": time_of(q.get("to")),
             "window_size": q.get("windowSize"),
             "window_time_zone": q.get("windowTimeZone"),
             "subject": q.get("subject"),
@@ -61,7 +48,7 @@ class B236:
                 return {"rows": rows_of(client.meters.query(q["meter"], body)["data"])}
             return {"rows": rows_of(client.meters.query_json(q["meter"], **params)["data"])}
         except HttpResponseError as error:
-            return {"error": _error(error)}
+            return {"error": error_json(error)}
 
     def values(self, account: str) -> dict[str, Any]:
         return {
@@ -94,7 +81,7 @@ class B236:
         try:
             return {"rows": rows_of(portal.portal.portal_meters.query_json(meter)["data"])}
         except HttpResponseError as error:
-            return {"error": _error(error)}
+            return {"error": error_json(error)}
 
 
 if __name__ == "__main__":

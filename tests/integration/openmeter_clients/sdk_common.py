@@ -18,6 +18,20 @@ def _text(value: Any) -> Any:
     return value
 
 
+def time_of(text: str | None) -> dt.datetime | None:
+    """An RFC 3339 text as the SDK's datetime argument (None stays None)."""
+    return None if text is None else dt.datetime.fromisoformat(text)
+
+
+def error_json(error: Any) -> dict[str, Any]:
+    """Status and content type of the SDK's ``HttpResponseError`` (azure-core's or corehttp's)."""
+    response = error.response
+    return {
+        "status": error.status_code,
+        "content_type": response.headers.get("content-type") if response else None,
+    }
+
+
 def rows_of(data: list[Any]) -> list[dict[str, Any]]:
     """Rows as JSON-safe dicts: the value's float repr (exact for these values), times as text."""
     return [
