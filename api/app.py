@@ -16,6 +16,7 @@ from api.fastpath import UsageFastPath
 from api.openmeter.router import router as openmeter_router
 from api.routes import access, admin, billing, dashboard, events, health, stream, usage
 from api.services import Services
+from config.memory import fix_heap_thresholds, release_free_heap
 from config.settings import Settings, get_settings
 
 __all__ = ("create_app",)
@@ -38,6 +39,13 @@ class _App(FastAPI):
         )
 
 
+async def _release_free_heap_every(seconds: float) -> None:
+    """Freed answers' memory back to the OS (config/memory.py), so RSS follows the caches."""
+    while True:
+        await asyncio.sleep(seconds)
+        release_free_heap()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A configured API app (``uvicorn --factory api.app:create_app``)."""
     settings = settings or get_settings()
@@ -54,7 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
+        fix_heap_thresholds()
+        trimmer = asyncio.ensure_future(_release_free_heap_every(1.0))
         yield
+        trimmer.cancel()
         await svc.close()
 
     app = _App(

@@ -9,10 +9,10 @@ import os
 
 import faust
 
+from config.memory import fix_heap_thresholds
 from config.settings import Settings
 from config.topics import ensure_topics
 from streams.app import create_app
-from streams.memory import fix_heap_thresholds
 
 __all__ = ("run_worker",)
 

@@ -14,10 +14,10 @@ from redis.exceptions import RedisError
 from config.accounts import AccountConfig
 from config.clock import now_ms
 from config.contracts import load_contracts
+from config.memory import release_free_heap
 from config.settings import Settings
 from core.freshness import Progress
 from streams.deliverer import Deliverer
-from streams.memory import release_free_heap
 from streams.partitioner import account_partition
 from streams.processor import Processor
 from streams.viewkeeper import ViewKeeper

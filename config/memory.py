@@ -1,11 +1,12 @@
-"""Freed heap memory handed back to the OS, so a worker's RSS follows its live data.
+"""Freed heap memory handed back to the OS, so a process's RSS follows its live data.
 
-A run decodes its input into many small objects and builds state-log records, day values and
-RocksDB write batches next to them, then frees them all at once. glibc keeps freed memory in
-its arenas for reuse and returns it only from the top of the heap, so without a trim a
-worker's RSS stayed at its highest point (~100 MiB above its live data after a few large
-runs of a backfill). ``malloc_trim(0)`` returns every free page; on a heap of a few hundred
-MiB it takes well under a millisecond.
+Process configuration shared by the worker and the API. In the worker, a run decodes its input
+into many small objects and builds state-log records, day values and RocksDB write batches next
+to them, then frees them all at once; the API's rendered answers (up to a few hundred KiB each)
+churn the same way. glibc keeps freed memory in its arenas for reuse and returns it only from
+the top of the heap, so without a trim a worker's RSS stayed at its highest point (~100 MiB
+above its live data after a few large runs of a backfill). ``malloc_trim(0)`` returns every
+free page; on a heap of a few hundred MiB it takes well under a millisecond.
 """
 
 from __future__ import annotations

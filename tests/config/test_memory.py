@@ -1,4 +1,4 @@
-"""streams.memory: freed heap pages go back to the OS."""
+"""config.memory: freed heap pages go back to the OS."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.memory import release_free_heap
+from config.memory import release_free_heap
 
 
 def _rss() -> int:
