@@ -65,9 +65,12 @@ class Freshness:
 def freshness(progress: Mapping[int, Progress], partitions: int) -> Freshness:
     """Freshness over all input partitions: an unkeyed event may sit in any of them.
 
-    A partition that no worker has reported yet makes ``as_of`` unknown.
+    A partition that no worker has reported yet makes ``as_of`` unknown, and so does one that
+    can vouch for nothing yet (its first records' changes still wait to be published): "complete
+    as of 1970" would be true and useless.
     """
     lag = sum(line.lag for line in progress.values())
     if any(partition not in progress for partition in range(partitions)):
         return Freshness(None, lag)
-    return Freshness(min(line.complete_as_of for line in progress.values()), lag)
+    as_of = min(line.complete_as_of for line in progress.values())
+    return Freshness(as_of if as_of > 0 else None, lag)

@@ -72,6 +72,13 @@ def test_all_caught_up() -> None:
     assert freshness(progress, 4) == Freshness(1_000, 0)
 
 
+def test_a_partition_that_vouches_for_nothing_yet_makes_as_of_unknown() -> None:
+    # Partition 1's first records are applied but their days still wait in the outbox: its
+    # line claims the offset before them and the watermark before them (none).
+    progress = {0: Progress(9, 10, 800, 1_000), 1: Progress(-1, 40, 0, 1_000)}
+    assert freshness(progress, 2) == Freshness(None, 40)
+
+
 def test_an_unreported_partition_makes_as_of_unknown() -> None:
     progress = {0: Progress(9, 10, 800, 1_000), 2: Progress(1, 5, 100, 1_000)}
     result = freshness(progress, 3)
@@ -99,6 +106,8 @@ def test_freshness_rules(progress: dict[int, Progress], partitions: int) -> None
     assert result.lag == sum(max(0, p.end - 1 - p.applied) for p in progress.values())
     if any(n not in progress for n in range(partitions)):
         assert result.as_of_ms is None
+    elif min(p.complete_as_of for p in progress.values()) == 0:
+        assert result.as_of_ms is None  # nothing vouched for yet
     else:
         assert result.as_of_ms is not None
         # Never claims more than any partition can vouch for.
