@@ -500,6 +500,7 @@ def _view_scale(args: argparse.Namespace) -> dict[str, Any]:
         args.scale_seconds,
         tuple(args.scale_think_ms),
         rebuild_at,
+        args.scale_api_workers,
     )
     results["load_average_at_start"] = load_at_start
     _done(started, "done")
@@ -536,6 +537,9 @@ def main(argv: list[str] | None = None) -> int:
         help="dashboards' longest pause after an answer (random 0..N ms): random mix, year series",
     )
     parser.add_argument("--no-cluster", action="store_true", help="--scale on one Redis only")
+    parser.add_argument(
+        "--scale-api-workers", type=int, default=1, help="API processes of the view's query runs"
+    )
     parser.add_argument("--cluster-rebuild-accounts", type=int, default=100)
     parser.add_argument(
         "--scale-phase",

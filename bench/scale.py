@@ -129,10 +129,14 @@ def measured(
 
 
 def _rss(pid: int) -> dict[str, int]:
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
-            found[line.split(":")[0]] = int(line.split()[1]) * 1024
+    """VmRSS and VmHWM of the API: with ``--workers`` N, of each worker process (the largest)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    found: dict[str, int] = {}
+    for each in [int(child) for child in children] or [pid]:
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                name, value = line.split(":")[0], int(line.split()[1]) * 1024
+                found[name] = max(found.get(name, 0), value)
     return found
 
 
@@ -170,7 +174,12 @@ def every_account(port: int, history: History) -> None:
 
 
 def queries(
-    namespace: Namespace, history: History, port: int, seconds: int, think_ms: tuple[int, int]
+    namespace: Namespace,
+    history: History,
+    port: int,
+    seconds: int,
+    think_ms: tuple[int, int],
+    api_workers: int = 1,
 ) -> dict[str, Any]:
     """The query runs against one API process: uncached, then with the default cache."""
     found: dict[str, Any] = {}
@@ -182,7 +191,11 @@ def queries(
         namespace.tag,
     )
     for label, space in (("uncached", uncached), ("default_cache", namespace)):
-        api = Process(creditflow("api", "--port", str(port)), space, f"scale-api-{label}")
+        api = Process(
+            creditflow("api", "--port", str(port), "--workers", str(api_workers)),
+            space,
+            f"scale-api-{label}",
+        )
         try:
             _wait_api(port)
             wrk(port, history, "random", 5, 50, 0)  # warm-up, discarded
@@ -216,9 +229,10 @@ def run_scale(
     seconds: int,
     think_ms: tuple[int, int],
     cluster_rebuild: tuple[Namespace, History] | None = None,
+    api_workers: int = 1,
 ) -> dict[str, Any]:
     """Every step of the phase; the result document."""
-    results: dict[str, Any] = {"history": history.__dict__}
+    results: dict[str, Any] = {"history": history.__dict__, "api_workers": api_workers}
     print(
         f"      producing {history.accounts * history.apps * history.days:,} day records ...",
         flush=True,
@@ -251,7 +265,7 @@ def run_scale(
         }
         part["dense"] = asyncio.run(dense_sample(namespace))
         print(f"      {label}: {part['memory']} {part['dense']}", flush=True)
-        part["queries"] = queries(namespace, history, port, seconds, think_ms)
+        part["queries"] = queries(namespace, history, port, seconds, think_ms, api_workers)
         print(f"      {label}: {part['queries']}", flush=True)
         results[label] = part
     if cluster_rebuild is not None:
