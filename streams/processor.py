@@ -484,7 +484,7 @@ class Processor:
     def _cold_days(self, accepted: int) -> int:
         """How many older days a run of ``accepted`` events publishes.
 
-        Each published day costs ~100 us (read, bucket record, Kafka, view), and a 30-day
+        Each published day costs on the order of 100 us (read, bucket record, Kafka, view); a 30-day
         backfill changes a day every few events: at a fixed 1,000 per run, publishing them
         took more time than applying the events. In proportion to the run's events, the
         cost per event stays the same whatever the run size.
