@@ -180,17 +180,22 @@ def parse_query_string(meter: Meter, items: Iterable[tuple[str, str]]) -> MeterQ
             advanced = json.loads(text)
         except (ValueError, RecursionError):
             raise QueryError("advancedMeterGroupByFilters: not valid JSON") from None
+    if filters is not None:
+        filters = {
+            key: _strings(values, f"filterGroupBy[{excerpt(key)}]")
+            for key, values in filters.items()
+        }
     return _query(
         meter,
         single.get("from"),
         single.get("to"),
         single.get("windowSize"),
         single.get("windowTimeZone"),
-        lists["subject"],
-        lists["groupBy"],
+        _strings(lists["subject"], "subject"),
+        _strings(lists["groupBy"], "groupBy"),
         filters,
         advanced,
-        lists["filterCustomerId"],
+        _strings(lists["filterCustomerId"], "filterCustomerId"),
     )
 
 

@@ -24,6 +24,8 @@ from api.errors import ApiError
 __all__ = ("MEDIA_TYPE", "Problem", "ProblemRoute", "problem_response", "unknown_route")
 
 MEDIA_TYPE = "application/problem+json"
+# A problem names the path it answers; a path is the client's, so only its start is quoted.
+_MAX_INSTANCE_CHARS = 256
 
 
 class Problem(ApiError):
@@ -55,7 +57,7 @@ def problem_response(
         "title": HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": request.url.path[:_MAX_INSTANCE_CHARS],
         "code": code,
         # azure-core (under SDK 1.0.0b188) shows "code" and "message" in its exceptions.
         "message": detail,

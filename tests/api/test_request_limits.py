@@ -95,3 +95,10 @@ async def test_a_body_at_the_limit_is_read(client: httpx.AsyncClient) -> None:
         )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_json"
+
+
+async def test_a_problem_quotes_only_the_start_of_the_path(client: httpx.AsyncClient) -> None:
+    path = "/api/v1/" + "x" * 5000
+    response = await client.get(path)
+    assert response.status_code == 404
+    assert response.json()["instance"] == path[:256]

@@ -141,3 +141,18 @@ def test_meters() -> None:
         assert body["aggregation"] == "SUM" and body["groupBy"] == {"app_id": "$.app_id"}
         assert len(body["id"]) == 26
     assert find_meter("tokens") is None
+
+
+@pytest.mark.parametrize(
+    "repeated",
+    ["subject=s{n}", "groupBy=g{n}", "filterGroupBy[app_id]=a{n}", "filterCustomerId=c{n}"],
+)
+def test_a_query_string_repeats_a_key_at_most_as_often_as_a_body_may(repeated: str) -> None:
+    many = "&".join(repeated.format(n=n) for n in range(101))
+    with pytest.raises(QueryError, match="at most 100 values"):
+        parsed(f"/api/v1/meters/credits/query?{many}")
+    few = "&".join(repeated.format(n=n) for n in range(3))
+    try:
+        parsed(f"/api/v1/meters/credits/query?{few}")
+    except QueryError as error:  # some of these keys are refused for their values, not count
+        assert "at most" not in str(error)
