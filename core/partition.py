@@ -121,6 +121,8 @@ class _Cell:
 
 
 _SLICE = 4096
+_ROUTES_KEPT = 100_000
+"""Accounts whose partition a state remembers (then it starts over: the lookup is a hash)."""
 """Events judged per batched store lookup: big enough to amortise a call, small in memory."""
 
 
@@ -210,6 +212,8 @@ class PartitionState:
                 continue
             target = routes.get(item.account_id, -1)
             if target < 0:
+                if len(routes) >= _ROUTES_KEPT:  # account ids come from tenants: keep a bound
+                    routes.clear()
                 target = routes[item.account_id] = partition_for(item.account_id)
             if target != self.partition:
                 out.rerouted.setdefault(target, []).append((record, item))
@@ -226,7 +230,8 @@ class PartitionState:
         if first_day > self.first_day:
             self.first_day = first_day
             out.expired_before_day = first_day
-        out.expired_totals, out.expired_fired = self.ledger.expire(first_day * DAY_MS)
+            # Periods only end below the floor when it moves: new ones hold live events.
+            out.expired_totals, out.expired_fired = self.ledger.expire(first_day * DAY_MS)
 
     def seed(
         self, key: PeriodKey, history_micro: int, terms: Terms | None, arrival_ms: int
@@ -254,7 +259,6 @@ class _Run:
         self.terms_for = terms_for
         self.cells: dict[tuple[str, str, int], _Cell] = {}
         self.ids: set[bytes] = set()
-        self._prefixes: dict[int, bytes] = {}
         self._terms: dict[str, Terms | None] = {}
         self.opened: set[PeriodKey] = set()
         """Periods this run opened from the stored days."""

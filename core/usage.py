@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from itertools import accumulate, pairwise, repeat
@@ -260,13 +260,12 @@ class AppDays:
 
     ``edges`` must hold ``(day, slot)``, the usage of the day before the slot, for every edge
     asked of :meth:`at` that falls strictly inside a day with usage (not on its midnight):
-    what the view reads. Built from whole days, ``days`` holds their bucket prefixes and
-    ``edges`` is computed from them.
+    what the view reads. Built from whole days, ``edges`` is computed from their bucket
+    prefixes.
     """
 
     months: Mapping[int, MonthDays]
     edges: Mapping[tuple[int, int], Totals]
-    days: Mapping[int, DaySlots] = field(default_factory=dict)
 
     @classmethod
     def from_days(cls, days: Mapping[int, DayUsage]) -> AppDays:
@@ -280,7 +279,6 @@ class AppDays:
         return cls(
             {month: MonthDays.from_totals(totals) for month, totals in by_month.items()},
             _DaysBefore(prefixes),
-            prefixes,
         )
 
     def at(self, edges: Sequence[Edge]) -> list[Totals]:

@@ -85,7 +85,6 @@ class Commit:
     records: list[StateRecord]
     batch: StoreBatch
     fence: Fence
-    ids: int
 
     def finish(self, state_log_offset: int) -> None:
         """Stage the fence, now that the state log holds the run up to ``state_log_offset``."""
@@ -130,7 +129,6 @@ def prepare_commit(
         if stored is not None and stored[:TAG_BYTES] != tag:
             records.append((Kind.DAY + stored[:TAG_BYTES] + name, None))
         batch.put("days", name, tag + value)
-    ids = 0
     for day, day_ids in sorted(outcome.new_ids.items()):
         if day < live_from:
             continue
@@ -143,7 +141,6 @@ def prepare_commit(
             seq += 1
         batch.put("meta", counter, _encode(seq))
         batch.put_keys("ids", day_ids)
-        ids += len(day_ids)
     if outcome.expired_before_day is not None:
         records += _expire_days(store, batch, outcome.expired_before_day)
     for period in outcome.expired_totals:
@@ -160,7 +157,7 @@ def prepare_commit(
     fence = Fence(state.applied, state.watermark_ms, state.first_day, -1)
     body = (FORMAT_VERSION, fence.applied, fence.watermark_ms, fence.first_day)
     records.append((Kind.FENCE + tag, _encode(body)))
-    return Commit(records, batch, fence, ids)
+    return Commit(records, batch, fence)
 
 
 def _expire_days(store: PartitionStore, batch: StoreBatch, before_day: int) -> list[StateRecord]:

@@ -9,7 +9,7 @@ older ones per run and per heartbeat (the longest waiting first), each carrying 
 made to it meanwhile.
 
 The view may claim a partition's offset only when nothing at or below it waits here:
-:meth:`Outbox.view_applied` is what its progress line says.
+:meth:`Outbox.published` is what its progress line says.
 """
 
 from __future__ import annotations

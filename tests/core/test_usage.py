@@ -156,7 +156,7 @@ def test_app_days_prefix_sums() -> None:
     assert (month.buckets[:2], month.calls[:2], month.micro[:2]) == ([0, 3], [0, 7], [0, 70])
     assert (month.buckets[-1], month.calls[-1], month.micro[-1]) == (3, 7, 70)
     # ...and prefix sums over the day's buckets for edges inside the day.
-    assert series.days[0].before(3) == (2, 3, 30)
+    assert series.edges[(0, 3)] == (2, 3, 30)
 
 
 @FAST
@@ -389,9 +389,9 @@ def test_the_usage_before_each_edge_is_all_a_view_must_read(
     read = {}
     for app, days in whole.items():
         edges = {
-            (edge.day, edge.slot): days.days[edge.day].before(edge.slot)
+            (edge.day, edge.slot): days.edges[(edge.day, edge.slot)]
             for edge in edge_parts(q.edges)
-            if edge.slot and edge.day in days.days
+            if edge.slot and (edge.day, edge.slot) in days.edges
         }
         read[app] = AppDays(days.months, edges)
     assert compute_usage(q, read) == compute_usage(q, whole)
