@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from core.events import Reason
+
 __all__ = (
     "ALERTS_FIRED",
     "ATTEMPT_RESULTS",
@@ -72,6 +74,9 @@ def dlq(reason: str) -> str:
     return DLQ_PREFIX + reason
 
 
+_DLQ_NAMES = frozenset(dlq(reason.value) for reason in Reason)
+
+
 def deliveries(state: str) -> str:
     """Webhook deliveries that ended in one state (:data:`DELIVERY_ENDS`)."""
     return f"deliveries:{state}"
@@ -86,7 +91,7 @@ def is_known(name: str) -> bool:
     """Whether ``name`` is one of the counters above (``/metrics`` exports exactly these)."""
     return (
         name in _FIXED
-        or name.startswith(DLQ_PREFIX)
+        or name in _DLQ_NAMES
         or name in {events(outcome) for outcome in EVENT_OUTCOMES}
         or name in {deliveries(state) for state in DELIVERY_ENDS}
         or name in {delivery_attempts(result) for result in ATTEMPT_RESULTS}

@@ -81,14 +81,15 @@ async def test_a_finished_call_makes_its_last_offsets_committable() -> None:
 
 async def _held_call() -> tuple[FetchConsumer, asyncio.Event, asyncio.Future[None]]:
     """A consumer inside a call of its handler on offset 3 of A, held until ``release``."""
-    release = asyncio.Event()
+    entered, release = asyncio.Event(), asyncio.Event()
 
     async def handler(records: list[SourceRecord]) -> None:
+        entered.set()
         await release.wait()
 
     consumer = _consumer(handler)
     call = asyncio.ensure_future(consumer._hand({A: [_record(A, 3)]}))
-    await asyncio.sleep(0)
+    await entered.wait()
     return consumer, release, call
 
 

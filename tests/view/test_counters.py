@@ -18,3 +18,4 @@ def test_names_outside_the_list_are_unknown() -> None:
     assert not counters.is_known("events_accepted_total")
     assert not counters.is_known("deliveries:pending")
     assert not counters.is_known("view_rebuild")
+    assert not counters.is_known(counters.dlq("no_such_reason"))
