@@ -26,17 +26,24 @@ from core.usage import (
     query_edges,
 )
 
-__all__ = ("render_answer", "usage_body", "with_freshness")
+__all__ = ("cached_answer", "render_answer", "usage_body", "with_freshness")
 
 
 async def usage_body(
     svc: Services, account: str, params: Mapping[str, str], principal: Principal
 ) -> bytes:
     """The usage answer as JSON bytes; raises :class:`ApiError` for anything but a 200."""
+    check_account(account, principal)
+    body, freshness = await cached_answer(svc, account, params, await svc.time_zone_of(account))
+    return with_freshness(body, freshness)
+
+
+async def cached_answer(
+    svc: Services, account: str, params: Mapping[str, str], default_tz: str
+) -> tuple[bytes, Freshness]:
+    """The rendered answer for ``params`` (from the cache while the account is unchanged)."""
     start, end = params.get("from"), params.get("to")
     tz, window, group_by = params.get("tz"), params.get("window"), params.get("group_by")
-    check_account(account, principal)
-    default_tz = await svc.time_zone_of(account)
     # A bad query is a 400 even while the view is rebuilding: parse before reading.
     query = parse_query(account, start, end, tz, window, group_by, default_tz)
     view = await read_usage(svc, account, query_edges(query))
@@ -44,7 +51,7 @@ async def usage_body(
     body = svc.answers.get(key)
     if body is None:
         body = await render_answer(svc, key, query, view.apps)
-    return with_freshness(body, view.freshness)
+    return body, view.freshness
 
 
 # Above this many (window, app) cells (~5 ms of work) an answer is computed in a thread: a long

@@ -7,8 +7,9 @@ a sibling route, so a route can change without reaching into another.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Final
 
 from fastapi.responses import StreamingResponse
@@ -28,6 +29,7 @@ from core.usage import (
     UsageQuery,
     parse_usage_query,
 )
+from view.keys import as_text
 from view.reader import AccountUsage, ViewNotReady
 
 __all__ = (
@@ -63,14 +65,28 @@ def check_account(account: str, principal: Principal, *, write: bool = False) ->
         raise ApiError(403, "forbidden", f"this token has no {scope} scope on account {account!r}")
 
 
-async def read_usage(svc: Services, account: str, edges: Sequence[int]) -> AccountUsage:
-    """What the account's answer over ``edges`` needs, or 503 while Redis is down or rebuilding."""
+@contextlib.contextmanager
+def view_errors() -> Iterator[None]:
+    """A view read's failures as the API answers them: 503 while rebuilding or unreachable."""
     try:
-        return await svc.reader.usage(account, edges)
+        yield
     except ViewNotReady as error:
         raise ApiError(503, "view_rebuilding", str(error), {"Retry-After": "2"}) from None
     except RedisError:
         raise view_unavailable() from None
+
+
+async def read_usage(svc: Services, account: str, edges: Sequence[int]) -> AccountUsage:
+    """What the account's answer over ``edges`` needs, or 503 while Redis is down or rebuilding."""
+    with view_errors():
+        return await svc.reader.usage(account, edges)
+
+
+async def accounts_with_usage(svc: Services) -> list[str]:
+    """Every account with usage in the view, sorted (503 if Redis is unreachable)."""
+    with view_errors():
+        members = await svc.redis.smembers(svc.reader.keys.accounts)
+    return sorted(as_text(member) for member in members)
 
 
 def view_unavailable() -> ApiError:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from api.auth import Authenticated, Principal
 from api.bodies import parse_exact_json, read_body
-from api.deps import check_account, readable_accounts
+from api.deps import accounts_with_usage, check_account, readable_accounts
 from api.openmeter.meters import (
     METERS,
     Meter,
@@ -28,7 +28,7 @@ from api.openmeter.meters import (
 )
 from api.openmeter.problems import Problem, ProblemRoute
 from api.openmeter.rows import answer_csv, answer_json, resolve_range, rows_of, usage_params
-from api.openmeter.view import accounts_with_usage, extent_of, usage_of
+from api.openmeter.view import extent_of, usage_of
 from api.responses import JSON
 from api.services import Services, services
 from core.localtime import boundaries

@@ -15,15 +15,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from redis.exceptions import RedisError
 from starlette.responses import Response
 
 from api.auth import Authenticated
-from api.deps import check_account_id, readable_accounts, view_unavailable
+from api.deps import accounts_with_usage, check_account_id, readable_accounts
 from api.errors import ApiError
 from api.responses import JSON
 from api.services import Services, services
-from view.keys import as_text
 
 __all__ = ("STATIC_DIR", "router")
 
@@ -94,12 +92,7 @@ async def list_accounts(
     """Accounts with a contract or with usage, sorted, each saying which of the two it has."""
     if not principal.is_admin:
         raise ApiError(403, "forbidden", "listing accounts needs the admin token")
-    try:
-        with_usage = {
-            as_text(member) for member in await svc.redis.smembers(svc.reader.keys.accounts)
-        }
-    except RedisError:
-        raise view_unavailable() from None
+    with_usage = set(await accounts_with_usage(svc))
     contracts = (await svc.accounts()).contracts
     rows: list[dict[str, Any]] = []
     for account in sorted(with_usage | set(contracts)):
