@@ -21,7 +21,7 @@ from api.errors import ApiError
 from api.openmeter.problems import Problem, ProblemRoute
 from api.services import Services, services
 from api.standing import Standing, standing_of
-from core.localtime import parse_bound, parse_tz
+from core.localtime import parse_bound, parse_tz, quoted
 from core.money import format_micro
 
 __all__ = ("FEATURE", "router", "value_json")
@@ -64,7 +64,7 @@ async def _value(
         raise Problem(
             404,
             "feature_not_found",
-            f"no feature {feature[:64]!r}; creditflow meters one feature, {FEATURE!r}",
+            f"no feature {quoted(feature)}; creditflow meters one feature, {FEATURE!r}",
         )
     standing = await standing_of(svc, account, _instant(time))
     return Response(orjson.dumps(value_json(standing)), media_type="application/json")

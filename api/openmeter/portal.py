@@ -23,6 +23,7 @@ from api.responses import JSON
 from api.services import Services, services
 from config.accounts import publish_config
 from config.clock import now_ms
+from core.localtime import quoted
 
 __all__ = ("router",)
 
@@ -83,7 +84,7 @@ async def create_token(
         )
     except ValueError:
         raise Problem(
-            400, "invalid_account", f"{subject[:64]!r} is not a valid account id"
+            400, "invalid_account", f"{quoted(subject)} is not a valid account id"
         ) from None
     await svc.accounts()
     records = svc.portal.records()

@@ -31,7 +31,7 @@ from api.openmeter.rows import answer_csv, answer_json, resolve_range, rows_of, 
 from api.openmeter.view import extent_of, usage_of
 from api.responses import JSON
 from api.services import Services, services
-from core.localtime import boundaries
+from core.localtime import boundaries, quoted
 
 __all__ = ("answer_query", "meter_or_404", "router", "wants_csv")
 
@@ -47,7 +47,7 @@ def meter_or_404(id_or_slug: str) -> Meter:
         raise Problem(
             404,
             "meter_not_found",
-            f"no meter {id_or_slug[:64]!r}; the meters are credits and calls",
+            f"no meter {quoted(id_or_slug)}; the meters are credits and calls",
         )
     return meter
 
