@@ -497,9 +497,18 @@ class Processor:
         state = owned.state
         hot_from = day_range(max(0, state.watermark_ms // DAY_MS - 1), 0)[0]
         chosen = owned.outbox.select(cold, hot_from)
-        fresh = {day_key(k): (k, v) for k, v in outcome.days.items()} if outcome else {}
-        days = [(fresh[name][0], decode_day(fresh[name][1])) for name in chosen if name in fresh]
-        days += self._stored_days(owned.store, [name for name in chosen if name not in fresh])
+        # The run's own values where it has them (a backfill run changes thousands of days, so
+        # look up only the chosen ones), the store's for the rest.
+        fresh = outcome.days if outcome else {}
+        days, stored = [], []
+        for name in chosen:
+            key = parse_day_key(name)
+            value = fresh.get(key)
+            if value is None:
+                stored.append(name)
+            else:
+                days.append((key, decode_day(value)))
+        days += self._stored_days(owned.store, stored)
         if days:
             await self._publish(day_records(days, state.partition, self.settings.buckets_topic))
         if not await self._update_view(days, outcome):
