@@ -4,9 +4,12 @@ Lua only compares versions and copies bytes; every sum is made here, with Python
 totals stay exact however large they grow (Lua numbers are doubles, exact only to 2**53).
 
 * A **day** (``s`` hash value) is ``b"<version>:"``, a 96-bit little-endian bitmap of the
-  non-empty slots, the widths in bytes of calls and of micro-credits, then for each non-empty
-  slot in order the running totals of the day up to and including it. The usage before any
-  slot is one popcount and two reads, whatever the day holds.
+  non-empty slots, the widths in bytes of calls and of micro-credits, 11 counts (the non-empty
+  slots in the bitmap's bytes 1..k, for k = 1..11), then for each non-empty slot in order the
+  running totals of the day up to and including it. The usage before any slot is three reads,
+  whatever the day holds: a count, the bits of one bitmap byte, and that entry. The high bit of
+  the calls width says the counts are there; a day written before they were (no high bit) is
+  read by counting the bitmap's bits instead, until it is next written.
 * A **month row** (``t`` hash value) is 31 fixed-width entries, one per day of the month:
   non-empty buckets (1 byte), calls and micro-credits, little-endian. An entry is *wide*
   (calls 96 bits, micro-credits 160 bits: any day the bucket topic can describe, at most 96
@@ -15,7 +18,7 @@ totals stay exact however large they grow (Lua numbers are doubles, exact only t
   write script then widens it by padding bytes, so a row's length says its form.
 * An **edge record** (what ``read_days.lua`` returns for a window edge inside a day) is such an
   entry holding the day's usage before the edge's slot, which the script cuts from the day
-  value: the popcount of the bitmap below the slot, that entry's running totals, zero-padded
+  value: the number of non-empty slots below the slot, that entry's running totals, zero-padded
   (narrow when they fit, else the app's records of that month are all wide).
 """
 
@@ -55,6 +58,8 @@ _WIDE_PARTS = b"\0" * 16  # the high parts of a wide entry that a narrow one lea
 _CALLS_LIMIT = 1 << 96
 _MICRO_LIMIT = 1 << 160
 _BITMAP_BYTES = SLOTS_PER_DAY // 8
+_COUNTS = _BITMAP_BYTES - 1  # an edge inside a day (slot 1..95) has at most 11 whole bytes below
+_COUNTED = 0x80  # in the calls width (at most 12): the counts follow the widths
 _U64 = (1 << 64) - 1
 
 
@@ -91,11 +96,13 @@ def encode(usage: DayUsage) -> tuple[bytes, bytes]:
     for index in range(len(order), 0, -1):
         entries = entries << step | calls[index] | micro[index] << shift
         bitmap |= 1 << order[index - 1][0]
+    bitmap_bytes = bitmap.to_bytes(_BITMAP_BYTES, "little")
     value = b"".join(
         (
             b"%d:" % usage.version,
-            bitmap.to_bytes(_BITMAP_BYTES, "little"),
-            bytes((calls_width, micro_width)),
+            bitmap_bytes,
+            bytes((calls_width | _COUNTED, micro_width)),
+            bytes(accumulate(byte.bit_count() for byte in bitmap_bytes[:_COUNTS])),
             entries.to_bytes(len(order) * (calls_width + micro_width), "little"),
         )
     )
@@ -137,8 +144,12 @@ class PackedDay:
         if not count:
             return 0, 0, 0
         calls_width = blob[head + _BITMAP_BYTES]
+        entries = head + _BITMAP_BYTES + 2
+        if calls_width & _COUNTED:
+            calls_width ^= _COUNTED
+            entries += _COUNTS
         step = calls_width + blob[head + _BITMAP_BYTES + 1]
-        start = head + _BITMAP_BYTES + 2 + (count - 1) * step
+        start = entries + (count - 1) * step
         middle = start + calls_width
         return (
             count,

@@ -10,14 +10,17 @@
 --    {app, records, app, records, ...}}}: per app, one record per edge asked, in order.
 -- A record is the totals of the app's day before the edge's slot in the month-row entry format
 -- of view/codec.py (buckets: 1 byte, then calls and micro-credits little-endian, 8 bytes each
--- if every record of the app's month fits, else 12 and 20 bytes): the count is a popcount of
--- the day's slot bitmap, the two totals are bytes cut from the day value and padded with
--- zeros. Lua never adds usage: its numbers are doubles.
+-- if every record of the app's month fits, else 12 and 20 bytes). The count is the day's count
+-- of non-empty slots in the bitmap's whole bytes below the slot, plus the bits of the byte the
+-- slot is in (a day written before the counts were, without the calls width's high bit, counts
+-- the bits of every byte below); the two totals are bytes cut from the day value, padded with
+-- zeros. Lua never adds usage (its numbers are doubles), only bucket counts.
 local byte, char, find, sub = string.byte, string.char, string.find, string.sub
 local PAD = {}
 for n = 0, 20 do PAD[n] = string.rep('\0', n) end
 local NARROW = {calls = 8, micro = 8, zero = PAD[17]}
 local WIDE = {calls = 12, micro = 20, zero = string.rep('\0', 33)}
+local COUNTED, COUNTS = 128, 11  -- the calls width's flag that 11 counts follow the widths
 local LOW = {[0] = 1, 2, 4, 8, 16, 32, 64, 128}  -- byte % LOW[r]: its lowest r bits
 -- Bits set in each byte value (a literal: building it with a loop costs more than a small read).
 local POP = {[0] = 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 1, 2, 2, 3, 2, 3, 3, 4, 2, 3, 3,
@@ -43,12 +46,18 @@ local function records(values, first, wholes, parts, form)
     if value then
       local head = find(value, ':', 1, true)  -- after the version
       local count, whole, part = 0, wholes[i], parts[i]
-      for j = head + 1, head + whole do count = count + POP[byte(value, j)] end
+      local calls_width, micro_width = byte(value, head + 13, head + 14)
+      local entries = head + 15
+      if calls_width >= COUNTED then
+        calls_width, entries = calls_width - COUNTED, entries + COUNTS
+        if whole > 0 then count = byte(value, head + 14 + whole) end
+      else
+        for j = head + 1, head + whole do count = count + POP[byte(value, j)] end
+      end
       if part > 0 then count = count + POP[byte(value, head + 1 + whole) % LOW[part]] end
       if count > 0 then
-        local calls_width, micro_width = byte(value, head + 13, head + 14)
         if calls_width > form.calls or micro_width > form.micro then return nil end
-        local at = head + 15 + (count - 1) * (calls_width + micro_width)
+        local at = entries + (count - 1) * (calls_width + micro_width)
         local middle = at + calls_width
         record = char(count) .. sub(value, at, middle - 1) .. PAD[form.calls - calls_width]
           .. sub(value, middle, middle + micro_width - 1) .. PAD[form.micro - micro_width]

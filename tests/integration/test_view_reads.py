@@ -9,10 +9,12 @@ from itertools import pairwise
 import pytest
 
 from core.days import DAY_MS, Bucket, DayKey, DayUsage
-from core.usage import Totals
+from core.usage import Totals, month_day
 from tests.integration.harness import BACKENDS, new_env
-from view.codec import ENTRY_SIZE, NARROW_SIZE
+from tests.view.legacy import without_counts
+from view.codec import ENTRY_SIZE, NARROW_SIZE, encode
 from view.epoch import ViewEpoch
+from view.keys import day_field
 from view.reader import ViewReader
 from view.writer import ViewWriter
 
@@ -87,6 +89,33 @@ async def test_the_usage_before_every_edge_is_exact_narrow_and_wide(backend: str
         march = 2026 * 12 + 2
         assert await client.hstrlen(keys.day_totals("acme", march), "alpha") == 31 * NARROW_SIZE
         assert await client.hstrlen(keys.day_totals("acme", march), "bot") == 31 * ENTRY_SIZE
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_days_written_before_they_carried_bucket_counts_read_the_same(backend: str) -> None:
+    namespace = new_env("legacy", backend)
+    client = namespace.view_client()
+    keys = namespace.view_keys()
+    rng = random.Random(12)
+    days = _history(rng)
+    epoch = ViewEpoch(client, keys)
+    try:
+        await epoch.begin("e1")
+        assert await epoch.finish("e1") == 0
+        assert await ViewWriter(client, keys).write(days.items())
+        for key, usage in days.items():
+            month, day_of_month = month_day(key.day)
+            legacy = without_counts(encode(usage)[0])
+            field = day_field(key.app_id, day_of_month)
+            assert await client.hset(keys.day_slots("acme", month), field, legacy) == 0
+        reader = ViewReader(client, keys, namespace.partitions, 0)
+        edges = _edges(rng)
+        view = await reader.usage("acme", edges)
+        for app in ("alpha", "bot", "zeta"):
+            for start, end in pairwise(edges):
+                assert view.apps[app].between(start, end) == _brute(days, app, start, end)
     finally:
         await client.aclose()
 

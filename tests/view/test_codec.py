@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from core.days import Bucket, DayUsage
 from core.usage import MonthDays, SlotPrefix
 from tests.core.support import FAST
+from tests.view.legacy import without_counts
 from view.codec import (
     DAYS_PER_MONTH,
     ENTRY_SIZE,
@@ -54,6 +55,10 @@ def test_a_day_reads_back_exactly_and_its_prefixes_match(
     packed, plain = PackedDay(blob), SlotPrefix(day_slots)
     for slot in range(97):
         assert packed.before(slot) == plain.before(slot)
+    # A value written before days carried their bucket counts reads the same.
+    legacy = without_counts(blob)
+    assert len(legacy) == len(blob) - 11
+    assert decode_day(legacy) == usage
 
 
 def test_an_empty_day_is_a_version_with_no_buckets() -> None:
@@ -64,7 +69,15 @@ def test_an_empty_day_is_a_version_with_no_buckets() -> None:
 
 def test_a_dense_day_stays_small() -> None:
     dense = {slot: Bucket(12, 1_234_567_890) for slot in range(96)}
-    assert len(encode_day(DayUsage(10**9, dense))) <= 11 + 14 + 96 * (2 + 5)
+    assert len(encode_day(DayUsage(10**9, dense))) <= 11 + 14 + 11 + 96 * (2 + 5)
+
+
+def test_a_day_counts_its_buckets_below_each_bitmap_byte() -> None:
+    # Slots 0, 9, 10 and 95: bytes 1..k of the bitmap hold 1, 3, 3, ... 3 of them.
+    blob = encode_day(DayUsage(4, {slot: Bucket(1, 1) for slot in (0, 9, 10, 95)}))
+    widths = blob.index(b":") + 1 + 12
+    assert blob[widths] == 0x80 | 1
+    assert list(blob[widths + 2 : widths + 2 + 11]) == [1] + [3] * 10
 
 
 @FAST
