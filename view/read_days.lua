@@ -16,8 +16,9 @@
 -- the bits of every byte below); the two totals are bytes cut from the day value, padded with
 -- zeros. Lua never adds usage (its numbers are doubles), only bucket counts.
 local byte, char, find, sub = string.byte, string.char, string.find, string.sub
-local PAD = {}
+local PAD, CHAR = {}, {}
 for n = 0, 20 do PAD[n] = string.rep('\0', n) end
+for n = 1, 96 do CHAR[n] = char(n) end
 local NARROW = {calls = 8, micro = 8, zero = PAD[17]}
 local WIDE = {calls = 12, micro = 20, zero = string.rep('\0', 33)}
 local COUNTED, COUNTS = 128, 11  -- the calls width's flag that 11 counts follow the widths
@@ -39,10 +40,10 @@ for j = 1, #out[2], 2 do stamps[out[2][j]] = out[2][j + 1] end
 
 -- The records of one app's edges in one form (nil if a day's totals are too wide for it).
 local function records(values, first, wholes, parts, form)
-  local found = {}
+  local found, zero, calls_room, micro_room = {}, form.zero, form.calls, form.micro
   for i = 1, #first do
     local value = values[first[i]]
-    local record = form.zero
+    local record = zero
     if value then
       local head = find(value, ':', 1, true)  -- after the version
       local count, whole, part = 0, wholes[i], parts[i]
@@ -56,11 +57,11 @@ local function records(values, first, wholes, parts, form)
       end
       if part > 0 then count = count + POP[byte(value, head + 1 + whole) % LOW[part]] end
       if count > 0 then
-        if calls_width > form.calls or micro_width > form.micro then return nil end
+        if calls_width > calls_room or micro_width > micro_room then return nil end
         local at = entries + (count - 1) * (calls_width + micro_width)
         local middle = at + calls_width
-        record = char(count) .. sub(value, at, middle - 1) .. PAD[form.calls - calls_width]
-          .. sub(value, middle, middle + micro_width - 1) .. PAD[form.micro - micro_width]
+        record = CHAR[count] .. sub(value, at, middle - 1) .. PAD[calls_room - calls_width]
+          .. sub(value, middle, middle + micro_width - 1) .. PAD[micro_room - micro_width]
       end
     end
     found[i] = record
