@@ -500,7 +500,7 @@ def _view_scale(args: argparse.Namespace) -> dict[str, Any]:
         args.scale_seconds,
         tuple(args.scale_think_ms),
         rebuild_at,
-        args.scale_api_workers,
+        tuple(args.scale_api_workers),
     )
     results["load_average_at_start"] = load_at_start
     _done(started, "done")
@@ -538,7 +538,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-cluster", action="store_true", help="--scale on one Redis only")
     parser.add_argument(
-        "--scale-api-workers", type=int, default=1, help="API processes of the view's query runs"
+        "--scale-api-workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="API processes of the view's query runs; several counts run the queries once per "
+        "count on the same history",
     )
     parser.add_argument("--cluster-rebuild-accounts", type=int, default=100)
     parser.add_argument(

@@ -229,10 +229,14 @@ def run_scale(
     seconds: int,
     think_ms: tuple[int, int],
     cluster_rebuild: tuple[Namespace, History] | None = None,
-    api_workers: int = 1,
+    api_workers: tuple[int, ...] = (1,),
 ) -> dict[str, Any]:
-    """Every step of the phase; the result document."""
-    results: dict[str, Any] = {"history": history.__dict__, "api_workers": api_workers}
+    """Every step of the phase; the result document.
+
+    The query runs are made once per count in ``api_workers``, on the same history: under
+    ``queries`` for the first count and under ``queries_<N>_api_workers`` for the others.
+    """
+    results: dict[str, Any] = {"history": history.__dict__, "api_workers": list(api_workers)}
     print(
         f"      producing {history.accounts * history.apps * history.days:,} day records ...",
         flush=True,
@@ -265,8 +269,11 @@ def run_scale(
         }
         part["dense"] = asyncio.run(dense_sample(namespace))
         print(f"      {label}: {part['memory']} {part['dense']}", flush=True)
-        part["queries"] = queries(namespace, history, port, seconds, think_ms, api_workers)
-        print(f"      {label}: {part['queries']}", flush=True)
+        for index, workers in enumerate(api_workers):
+            name = "queries" if not index else f"queries_{workers}_api_workers"
+            print(f"      {label}: queries with {workers} API process(es) ...", flush=True)
+            part[name] = queries(namespace, history, port, seconds, think_ms, workers)
+            print(f"      {label}: {part[name]}", flush=True)
         results[label] = part
     if cluster_rebuild is not None:
         small = History(accounts=cluster_rebuild[1].accounts)
