@@ -34,7 +34,8 @@ kind   key after the kind byte           value (None: a tombstone)
 from __future__ import annotations
 
 import struct
-from typing import Final
+from bisect import bisect_left
+from typing import Final, cast
 
 import msgspec
 
@@ -159,6 +160,7 @@ def parse_counter_key(raw: bytes) -> tuple[int, bytes]:
 
 _encoder = msgspec.msgpack.Encoder()
 _flat = msgspec.msgpack.Decoder(list[int | str])
+_ints = msgspec.msgpack.Decoder(list[int])
 _total = msgspec.msgpack.Decoder(tuple[int | str, int, str])
 
 
@@ -180,40 +182,58 @@ def encode_day(usage: DayUsage) -> bytes:
 
 
 def decode_day(raw: bytes) -> DayUsage:
-    """Inverse of :func:`encode_day`."""
-    flat = [int(value) for value in _flat.decode(raw[_VERSION.size :])]
+    """Inverse of :func:`encode_day`.
+
+    Slices and ``map`` instead of a comprehension over every slot: a published day is decoded
+    once per publication, and dense days (96 slots) took 31 us this way against 21 us.
+    """
+    flat = _slots(raw)
     return DayUsage(
         version_of(raw),
-        {flat[i]: Bucket(flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)},
+        dict(zip(flat[::3], map(Bucket, flat[1::3], flat[2::3]), strict=True)),
     )
+
+
+def _slots(raw: bytes) -> list[int]:
+    """The flat ``[slot, calls, micro, ...]`` of a day value, as integers."""
+    try:
+        return _ints.decode(raw[_VERSION.size :])
+    except msgspec.ValidationError:  # a sum past 64 bits, kept as a decimal string
+        return [int(value) for value in _flat.decode(raw[_VERSION.size :])]
 
 
 def merge_day(stored: bytes | None, version: int, added: dict[int, list[int]]) -> bytes:
     """A stored day value with ``added`` (slot -> [calls, micro]) counted in, at ``version``.
 
-    Works on the flat form, without building a :class:`DayUsage`: a backfill run merges tens
-    of thousands of dense days.
+    Works on the flat form, without building a :class:`DayUsage`, and touches only the slots
+    ``added`` holds: a backfill run merges tens of thousands of days of up to 96 slots each,
+    a few events into each, and a merge that rebuilt every slot in Python was a quarter of a
+    backfilling worker's CPU once the days filled up (py-spy, 10M ids; docs/state.md).
     """
     if stored is None:
-        merged: dict[int, list[int]] = added
-    else:
-        flat = [int(value) for value in _flat.decode(stored[_VERSION.size :])]
-        merged = {flat[i]: [flat[i + 1], flat[i + 2]] for i in range(0, len(flat), 3)}
-        for slot, (calls, micro) in added.items():
-            known = merged.get(slot)
-            if known is None:
-                merged[slot] = [calls, micro]
-            else:
-                merged[slot] = [known[0] + calls, known[1] + micro]
-    out: list[int | str] = []
-    for slot in sorted(merged):
-        calls, micro = merged[slot]
-        out += (slot, calls, micro)
+        flat: list[int | str] = []
+        for slot in sorted(added):
+            calls, micro = added[slot]
+            flat += (slot, calls, micro)
+        return _VERSION.pack(version) + _pack(flat)
+    known = _slots(stored)
+    slots = known[::3]  # sorted: found (or placed) by bisection, no per-slot Python work
+    for slot, (calls, micro) in added.items():
+        i = bisect_left(slots, slot)
+        if i < len(slots) and slots[i] == slot:
+            known[3 * i + 1] += calls
+            known[3 * i + 2] += micro
+        else:
+            slots.insert(i, slot)
+            known[3 * i : 3 * i] = (slot, calls, micro)
+    return _VERSION.pack(version) + _pack(cast(list[int | str], known))
+
+
+def _pack(flat: list[int | str]) -> bytes:
     try:
-        packed = _encoder.encode(out)
-    except OverflowError:
-        packed = _encoder.encode([_wide(value) for value in out])
-    return _VERSION.pack(version) + packed
+        return _encoder.encode(flat)
+    except OverflowError:  # a sum past 64 bits: no real bucket, but never refused
+        return _encoder.encode([_wide(value) for value in flat])
 
 
 def encode_total(total: PeriodTotal) -> bytes:

@@ -113,6 +113,11 @@ class StoreBudget:
             family.set_compression_type(DBCompressionType.lz4())
             family.set_write_buffer_manager(self._buffers)
             family.set_write_buffer_size(min(16 * 2**20, self.write_buffer_bytes // 4))
+            if name == "ids":
+                # Most id lookups are misses: a bloom filter over the memtable's whole keys
+                # answers them without a skiplist seek (within the write-buffer budget).
+                family.set_memtable_prefix_bloom_ratio(0.05)
+                family.set_memtable_whole_key_filtering(True)
             families[name] = family
         db = Options(raw_mode=True)
         db.create_if_missing(True)

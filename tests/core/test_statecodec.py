@@ -26,6 +26,7 @@ from core.statecodec import (
     encode_day,
     encode_total,
     id_key,
+    merge_day,
     parse_alert_key,
     parse_counter_key,
     parse_day_key,
@@ -177,6 +178,41 @@ def test_day_value_layout() -> None:
 @given(usages)
 def test_day_values_round_trip_including_sums_past_64_bits(usage: DayUsage) -> None:
     assert decode_day(encode_day(usage)) == usage
+
+
+added_slots = st.dictionaries(
+    st.integers(0, SLOTS_PER_DAY - 1),
+    st.tuples(
+        st.one_of(st.integers(0, 10**6), st.integers(0, 2**66)),
+        st.one_of(st.integers(0, 10**12), st.integers(0, 2**80)),
+    ),
+)
+
+
+@FAST
+@given(st.one_of(st.none(), usages), added_slots, st.integers(0, 2**63 - 1))
+def test_merging_into_a_day_adds_every_slot_exactly(
+    stored: DayUsage | None, added: dict[int, tuple[int, int]], version: int
+) -> None:
+    # The reference: decode every slot, add, encode. merge_day touches only the added slots
+    # (slots it already holds in place, new ones sorted in); the bytes must be the same.
+    slots = dict(stored.slots) if stored else {}
+    for slot, (calls, micro) in added.items():
+        known = slots.get(slot, Bucket(0, 0))
+        slots[slot] = Bucket(known.calls + calls, known.micro + micro)
+    raw = None if stored is None else encode_day(stored)
+    merged = merge_day(raw, version, {slot: list(pair) for slot, pair in added.items()})
+    assert merged == encode_day(DayUsage(version, slots))
+
+
+def test_merging_new_slots_into_a_full_day_keeps_slots_sorted() -> None:
+    stored = encode_day(DayUsage(1, {slot: Bucket(1, 10) for slot in range(0, 96, 2)}))
+    merged = decode_day(merge_day(stored, 2, {95: [1, 5], 1: [2, 3], 0: [1, 1]}))
+    assert list(merged.slots) == sorted(merged.slots)
+    assert merged.slots[0] == Bucket(2, 11)
+    assert merged.slots[1] == Bucket(2, 3)
+    assert merged.slots[95] == Bucket(1, 5)
+    assert len(merged.slots) == 50
 
 
 def test_a_sum_past_64_bits_is_kept_exact() -> None:

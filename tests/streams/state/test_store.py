@@ -72,6 +72,11 @@ def test_reopen_keeps_data_fence_and_the_configured_options(tmp_path: Path) -> N
         assert "cache_index_and_filter_blocks=true" in table
         family = text.split(f'[CFOptions "{name}"]')[1].split("[")[0]
         assert "compression=kLZ4Compression" in family
+    ids = text.split('[CFOptions "ids"]')[1].split("[")[0]
+    # A new id is looked up once and is usually absent: the memtable's own bloom filter
+    # answers that without a skiplist seek.
+    assert "memtable_whole_key_filtering=true" in ids
+    assert "memtable_prefix_bloom_size_ratio=0.05" in ids
     again.close()
 
 
