@@ -88,9 +88,14 @@ def wrk(
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User and system CPU of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User and system CPU so far of a process and its children (``--workers`` N: the API
+    processes, which the supervisor's own figures leave out until they exit)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    total = 0
+    for each in [pid, *map(int, children)]:
+        fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def drained(pid: int, timeout: float = 60) -> None:
