@@ -13,8 +13,9 @@ from core.usage import Totals, month_day
 from tests.integration.harness import BACKENDS, new_env
 from tests.view.legacy import without_counts
 from view.codec import ENTRY_SIZE, NARROW_SIZE, encode
+from view.connection import Client
 from view.epoch import ViewEpoch
-from view.keys import day_field
+from view.keys import ViewKeys, day_field
 from view.reader import ViewReader
 from view.writer import ViewWriter
 
@@ -64,6 +65,22 @@ def _edges(rng: random.Random) -> list[int]:
     return sorted(edges)
 
 
+async def _complete_view(client: Client, keys: ViewKeys, days: dict[DayKey, DayUsage]) -> None:
+    """A view marked complete that holds ``days``."""
+    epoch = ViewEpoch(client, keys)
+    await epoch.begin("e1")
+    assert await epoch.finish("e1") == 0
+    if days:
+        assert await ViewWriter(client, keys).write(days.items())
+
+
+async def _assert_exact(reader: ViewReader, days: dict[DayKey, DayUsage], edges: list[int]) -> None:
+    view = await reader.usage("acme", edges)
+    for app in ("alpha", "bot", "zeta"):
+        for start, end in pairwise(edges):
+            assert view.apps[app].between(start, end) == _brute(days, app, start, end)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_the_usage_before_every_edge_is_exact_narrow_and_wide(backend: str) -> None:
     namespace = new_env("reads", backend)
@@ -71,19 +88,12 @@ async def test_the_usage_before_every_edge_is_exact_narrow_and_wide(backend: str
     keys = namespace.view_keys()
     rng = random.Random(11)
     days = _history(rng)
-    epoch = ViewEpoch(client, keys)
     try:
-        await epoch.begin("e1")
-        assert await epoch.finish("e1") == 0
-        assert await ViewWriter(client, keys).write(days.items())
+        await _complete_view(client, keys, days)
         for cache in (0, 1 << 22):
             reader = ViewReader(client, keys, namespace.partitions, cache)
             for _ in range(3):
-                edges = _edges(rng)
-                view = await reader.usage("acme", edges)
-                for app in ("alpha", "bot", "zeta"):
-                    for start, end in pairwise(edges):
-                        assert view.apps[app].between(start, end) == _brute(days, app, start, end)
+                await _assert_exact(reader, days, _edges(rng))
         # Rows are narrow where every day fits 64 bits; the month of the wide day (March 8)
         # is wide for that app only.
         march = 2026 * 12 + 2
@@ -100,22 +110,14 @@ async def test_days_written_before_they_carried_bucket_counts_read_the_same(back
     keys = namespace.view_keys()
     rng = random.Random(12)
     days = _history(rng)
-    epoch = ViewEpoch(client, keys)
     try:
-        await epoch.begin("e1")
-        assert await epoch.finish("e1") == 0
-        assert await ViewWriter(client, keys).write(days.items())
+        await _complete_view(client, keys, days)
         for key, usage in days.items():
             month, day_of_month = month_day(key.day)
             legacy = without_counts(encode(usage)[0])
             field = day_field(key.app_id, day_of_month)
             assert await client.hset(keys.day_slots("acme", month), field, legacy) == 0
-        reader = ViewReader(client, keys, namespace.partitions, 0)
-        edges = _edges(rng)
-        view = await reader.usage("acme", edges)
-        for app in ("alpha", "bot", "zeta"):
-            for start, end in pairwise(edges):
-                assert view.apps[app].between(start, end) == _brute(days, app, start, end)
+        await _assert_exact(ViewReader(client, keys, namespace.partitions, 0), days, _edges(rng))
     finally:
         await client.aclose()
 
@@ -127,14 +129,12 @@ async def test_a_narrow_month_row_widens_when_a_wide_day_arrives(backend: str) -
     keys = namespace.view_keys()
     writer = ViewWriter(client, keys)
     reader = ViewReader(client, keys, namespace.partitions, 0)
-    epoch = ViewEpoch(client, keys)
     first = DayKey("acme", "bot", FIRST_DAY)  # 2026-02-16
     later = DayKey("acme", "bot", FIRST_DAY + 5)
     month = 2026 * 12 + 1
     span = [FIRST_DAY * DAY_MS, (FIRST_DAY + 6) * DAY_MS]
     try:
-        await epoch.begin("e1")
-        assert await epoch.finish("e1") == 0
+        await _complete_view(client, keys, {})
         assert await writer.write([(first, DayUsage(1, {10: Bucket(3, 4_000_000)}))])
         assert await client.hstrlen(keys.day_totals("acme", month), "bot") == 31 * NARROW_SIZE
         assert await writer.write([(later, DayUsage(1, {90: Bucket(1, WIDE)}))])
