@@ -37,6 +37,7 @@ __all__ = (
     "SlotPrefix",
     "Totals",
     "UsageQuery",
+    "aligned_bound",
     "compute_usage",
     "edge_parts",
     "month_day",
@@ -96,8 +97,8 @@ def parse_usage_query(
         raise QueryError(f"group_by must be app or none; got {quoted(group_by)}")
     if not start or not end:
         raise QueryError("from and to are required (RFC 3339 instants or YYYY-MM-DD dates)")
-    start_ms = _bound("from", start, tz)
-    end_ms = _bound("to", end, tz)
+    start_ms = aligned_bound("from", start, tz)
+    end_ms = aligned_bound("to", end, tz)
     if start_ms >= end_ms:
         raise QueryError("from must be before to (the range is half-open [from, to))")
     query = UsageQuery(
@@ -113,7 +114,12 @@ def parse_usage_query(
 SHORTEST_WINDOW_MS = {"hour": 3_600_000, "day": 23 * 3_600_000, "month": 28 * 86_400_000}
 
 
-def _bound(name: str, text: str, tz: ZoneInfo) -> int:
+def aligned_bound(name: str, text: str, tz: ZoneInfo) -> int:
+    """The range bound ``name`` (``from``, ``to``) in epoch ms, on the bucket grid.
+
+    :class:`QueryError` for text that is not a time, or a time inside a bucket: a range cut
+    there would be a guess, and every real UTC offset is a multiple of 15 minutes.
+    """
     try:
         instant = parse_bound(text, tz)
     except ValueError as error:
@@ -121,7 +127,8 @@ def _bound(name: str, text: str, tz: ZoneInfo) -> int:
     if not is_aligned(instant):
         raise QueryError(
             f"{name}: {quoted(text)} must fall on a 15-minute boundary "
-            "(:00, :15, :30 or :45, no seconds)"
+            "(:00, :15, :30 or :45, no seconds): buckets are 15 minutes long, so only aligned "
+            "ranges are exact"
         )
     return instant
 

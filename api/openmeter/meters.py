@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
 from zoneinfo import ZoneInfo
 
-from core.buckets import is_aligned
 from core.events import is_id
 from core.excerpt import excerpt
-from core.localtime import Window, parse_bound, parse_tz
+from core.localtime import Window, parse_tz
+from core.usage import QueryError, aligned_bound
 
 __all__ = (
     "GROUP_KEYS",
@@ -41,10 +41,6 @@ WINDOW_SIZES: Final[dict[str, Window]] = {"HOUR": "hour", "DAY": "day", "MONTH":
 _MAX_FILTER_TEXT: Final = 4096  # a filterGroupBy literal longer than this is not a filter
 _MAX_VALUES: Final = 100  # values per filter and subjects per query, as OpenMeter's own limit
 _CREATED: Final = "2026-01-01T00:00:00Z"  # the meters are built in: they never change
-
-
-class QueryError(ValueError):
-    """A meter query that cannot be answered exactly (HTTP 400, with the reason)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,19 +228,7 @@ def parse_body(meter: Meter, body: object) -> MeterQuery:
 
 
 def _bound(name: str, text: str | None, tz: ZoneInfo) -> int | None:
-    if not text:
-        return None
-    try:
-        instant = parse_bound(text, tz)
-    except ValueError as error:
-        raise QueryError(f"{name}: {error}") from None
-    if not is_aligned(instant):
-        raise QueryError(
-            f"{name}: {excerpt(text)} is not on a 15-minute boundary (:00, :15, :30 or :45 and "
-            "no seconds); creditflow's buckets are 15 minutes long, so only aligned ranges "
-            "are exact"
-        )
-    return instant
+    return aligned_bound(name, text, tz) if text else None
 
 
 def _window(size: str | None) -> Window:
