@@ -117,6 +117,12 @@ class Process:
                 self.proc.wait(5)
 
 
+def cpu_seconds(stat: Path) -> float:
+    """User and system CPU so far of the process or thread whose ``/proc/.../stat`` this is."""
+    fields = stat.read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     """A TCP port free on loopback right now."""
     with socket.socket() as probe:

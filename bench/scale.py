@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from bench import wrk as wrk_report
-from bench.namespace import Namespace, Process, creditflow
+from bench.namespace import Namespace, Process, cpu_seconds, creditflow
 from bench.scale_build import (
     History,
     copy_view,
@@ -91,11 +91,7 @@ def _cpu_seconds(pid: int) -> float:
     """User and system CPU so far of a process and its children (``--workers`` N: the API
     processes, which the supervisor's own figures leave out until they exit)."""
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    total = 0
-    for each in [pid, *map(int, children)]:
-        fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_seconds(Path(f"/proc/{each}/stat")) for each in [pid, *map(int, children)])
 
 
 def drained(pid: int, timeout: float = 60) -> None:

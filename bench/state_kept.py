@@ -19,17 +19,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.namespace import RESULTS, ROOT, Namespace
+from bench.namespace import RESULTS, ROOT, Namespace, cpu_seconds
 from bench.state_scale import ScaleSizes, _rss, _Worker, produce
-
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _threads(pid: int) -> dict[int, tuple[str, float]]:
@@ -37,12 +34,10 @@ def _threads(pid: int) -> dict[int, tuple[str, float]]:
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            stat = (task / "stat").read_text()
+            name = (task / "comm").read_text().strip()
+            out[int(task.name)] = (name, cpu_seconds(task / "stat"))
         except OSError:
-            continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        out[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / _TICK)
+            continue  # a thread that ended meanwhile
     return out
 
 
@@ -105,20 +100,20 @@ def _apply(
         worker.apply_until(base + events, 3600, samples)
         split = _split(pid, cpu_before)
         elapsed = time.monotonic() - started
+        ids_after = worker.accepted()
+        applied = ids_after - first  # one count for every figure below
         if spy is not None:
             spy.wait()
         return {
-            "events": worker.accepted() - first,
+            "events": applied,
             "seconds": round(elapsed, 1),
-            "events_per_second": round((worker.accepted() - first) / elapsed),
+            "events_per_second": round(applied / elapsed),
             "cpu_seconds": split,
-            "cpu_us_per_event": {
-                k: round(1e6 * v / (worker.accepted() - first), 2) for k, v in split.items()
-            },
+            "cpu_us_per_event": {k: round(1e6 * v / applied, 2) for k, v in split.items()},
             "rss_max_sampled_mib": round(max(s[2] for s in samples) / 2**20),
             "rss_end_mib": round(_rss(pid) / 2**20),
             "peak_rss_mib": round(worker.process.peak_rss_bytes() / 2**20),
-            "ids_after": worker.accepted(),
+            "ids_after": ids_after,
         }
     finally:
         worker.process.stop()
