@@ -85,10 +85,7 @@ def _apply(
     base = worker.accepted()
     samples: list[tuple[float, int, int]] = []
     try:
-        while worker.accepted() == base:
-            if worker.process.proc.poll() is not None:
-                raise SystemExit(f"the worker exited: {worker.process.last_line()}")
-            time.sleep(0.05)
+        worker.wait_started(base, 600)
         pid = worker.process.pid
         cpu_before, started, first = _threads(pid), time.monotonic(), worker.accepted()
         spy = None
