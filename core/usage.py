@@ -162,14 +162,21 @@ def month_day(day: int) -> tuple[int, int]:
     return moment.year * 12 + moment.month - 1, moment.day
 
 
-def edge_parts(edges_ms: Sequence[int]) -> list[Edge]:
+def edge_parts(edges_ms: Sequence[int]) -> tuple[Edge, ...]:
     """Split instants (epoch ms on the bucket grid) into month, day and slot."""
+    return _edge_parts(tuple(edges_ms))
+
+
+# A query's edges are split twice (the reader asks for the months and days they fall in, the
+# math walks them), and the edges of the same zone and range recur across queries.
+@lru_cache(maxsize=1024)
+def _edge_parts(edges_ms: tuple[int, ...]) -> tuple[Edge, ...]:
     parts = []
     for edge in edges_ms:
         day = edge // DAY_MS
         month, day_of_month = month_day(day)
         parts.append(Edge(month, day_of_month, day, edge % DAY_MS // BUCKET_MS))
-    return parts
+    return tuple(parts)
 
 
 class _MonthEdges(NamedTuple):
@@ -191,6 +198,12 @@ def _by_month(edges: Sequence[Edge]) -> list[_MonthEdges]:
         groups[-1].before.append(day_of_month - 1)
         groups[-1].inside.append((day, slot))
     return groups
+
+
+@lru_cache(maxsize=1024)
+def _month_groups(edges_ms: tuple[int, ...]) -> tuple[_MonthEdges, ...]:
+    """:func:`_by_month` of a query's edges, computed once (the groups are only read)."""
+    return tuple(_by_month(_edge_parts(edges_ms)))
 
 
 class DaySlots(Protocol):
@@ -357,7 +370,7 @@ _iso_local = lru_cache(maxsize=1 << 16)(iso_local)
 def compute_usage(query: UsageQuery, apps: Mapping[str, AppDays]) -> dict[str, Any]:
     """The body of a usage answer, without the freshness fields (``as_of``, ``lag``)."""
     edges = query_edges(query)
-    groups = _by_month(edge_parts(edges))
+    groups = _month_groups(edges)
     names = sorted(apps)
     # Per app, the usage of each window between consecutive edges, as three columns; a long
     # series is mostly this and its rendering, so both work a column at a time.
