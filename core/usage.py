@@ -179,6 +179,9 @@ def _edge_parts(edges_ms: tuple[int, ...]) -> tuple[Edge, ...]:
     return tuple(parts)
 
 
+_NO_EDGES: Mapping[tuple[int, int], Totals] = {}
+
+
 class _MonthEdges(NamedTuple):
     """The edges of one UTC month, as the math walks them."""
 
@@ -278,14 +281,14 @@ class _DaysBefore(Mapping[tuple[int, int], Totals]):
 class AppDays:
     """One app's usage: day totals per UTC month, and the usage of some days before some slots.
 
-    ``edges`` must hold ``(day, slot)``, the usage of the day before the slot, for every edge
-    asked of :meth:`at` that falls strictly inside a day with usage (not on its midnight):
-    what the view reads. Built from whole days, ``edges`` is computed from their bucket
-    prefixes.
+    ``edges`` must hold, under the edge's UTC month, ``(day, slot)`` -> the usage of the day
+    before the slot, for every edge asked of :meth:`at` that falls strictly inside a day with
+    usage (not on its midnight): what the view reads, a month at a time, and keeps per month.
+    Built from whole days, ``edges`` is computed from their bucket prefixes.
     """
 
     months: Mapping[int, MonthDays]
-    edges: Mapping[tuple[int, int], Totals]
+    edges: Mapping[int, Mapping[tuple[int, int], Totals]]
 
     @classmethod
     def from_days(cls, days: Mapping[int, DayUsage]) -> AppDays:
@@ -295,10 +298,10 @@ class AppDays:
             month, day_of_month = month_day(day)
             calls, micro = usage.total
             by_month.setdefault(month, {})[day_of_month] = (len(usage.slots), calls, micro)
-        prefixes = {day: SlotPrefix(usage.slots) for day, usage in days.items()}
+        before = _DaysBefore({day: SlotPrefix(usage.slots) for day, usage in days.items()})
         return cls(
             {month: MonthDays.from_totals(totals) for month, totals in by_month.items()},
-            _DaysBefore(prefixes),
+            dict.fromkeys(by_month, before),
         )
 
     def at(self, edges: Sequence[Edge]) -> list[Totals]:
@@ -334,7 +337,7 @@ class AppDays:
             # The usage of an edge's day before it: none at midnight (slot 0) nor in a day
             # without usage, which ``edges`` may leave out.
             day_buckets, day_calls, day_micro = zip(
-                *map(read.get, inside, repeat(_ZERO)), strict=True
+                *map(read.get(month_index, _NO_EDGES).get, inside, repeat(_ZERO)), strict=True
             )
             buckets_at += [
                 base_buckets + buckets[days] + extra

@@ -180,12 +180,12 @@ class ViewReader:
             months = sorted(month for month in with_usage if first <= month <= last)
         marker, changes, held = await self._call(account_id, months, inside)
         by_month: dict[str, dict[int, MonthDays]] = {}
-        by_edge: dict[str, dict[tuple[int, int], Totals]] = {}
+        by_edge: dict[str, dict[int, dict[tuple[int, int], Totals]]] = {}
         for month, entry in held.items():
             for app, row in entry.totals.items():
                 by_month.setdefault(app, {})[month] = month_days(row)
             for app, found in entry.edges.items():
-                by_edge.setdefault(app, {}).update(found)
+                by_edge.setdefault(app, {})[month] = found
         apps = {app: AppDays(rows, edges=by_edge.get(app, {})) for app, rows in by_month.items()}
         return AccountUsage(apps, fresh, changes.get("#", 0), marker)
 
@@ -208,12 +208,14 @@ class ViewReader:
             ]
             every = inside.get(month, [])
             entry = self._cache.get((account_id, month))
-            stamp, if_same = "", every
+            stamp, if_same, spec = "", every, _spec(every)
+            if_same_spec = spec
             if entry is not None:
                 held[month] = entry
                 stamp = entry.stamp.decode()
                 if_same = [edge for edge in every if (edge.day, edge.slot) not in entry.read]
-            args += [month_id(month), stamp, _spec(if_same), _spec(every)]
+                if_same_spec = _spec(if_same)
+            args += [month_id(month), stamp, if_same_spec, spec]
             asked.append((if_same, every))
         reply = await self._read_days(keys=keys, args=args)
         marker: bytes | None = reply[0]

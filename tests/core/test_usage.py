@@ -18,6 +18,7 @@ from core.usage import (
     MAX_SERIES_POINTS,
     AppDays,
     QueryError,
+    Totals,
     UsageQuery,
     compute_usage,
     edge_parts,
@@ -152,11 +153,11 @@ def test_app_days_prefix_sums() -> None:
     empty = app_days([])
     assert empty.between(0, BUCKET_MS) == (0, 0, 0)
     # What the view keeps: the day's totals as prefix sums over its month...
-    (month,) = series.months.values()
+    ((month_index, month),) = series.months.items()
     assert (month.buckets[:2], month.calls[:2], month.micro[:2]) == ([0, 3], [0, 7], [0, 70])
     assert (month.buckets[-1], month.calls[-1], month.micro[-1]) == (3, 7, 70)
-    # ...and prefix sums over the day's buckets for edges inside the day.
-    assert series.edges[(0, 3)] == (2, 3, 30)
+    # ...and prefix sums over the day's buckets for edges inside the day, under its month.
+    assert series.edges[month_index][(0, 3)] == (2, 3, 30)
 
 
 @FAST
@@ -388,10 +389,11 @@ def test_the_usage_before_each_edge_is_all_a_view_must_read(
     whole = {app: app_days(rows) for app, rows in buckets.items()}
     read = {}
     for app, days in whole.items():
-        edges = {
-            (edge.day, edge.slot): days.edges[(edge.day, edge.slot)]
-            for edge in edge_parts(q.edges)
-            if edge.slot and (edge.day, edge.slot) in days.edges
-        }
+        edges: dict[int, dict[tuple[int, int], Totals]] = {}
+        for edge in edge_parts(q.edges):
+            month_edges = days.edges.get(edge.month, {})
+            if edge.slot and (edge.day, edge.slot) in month_edges:
+                key = (edge.day, edge.slot)
+                edges.setdefault(edge.month, {})[key] = month_edges[key]
         read[app] = AppDays(days.months, edges)
     assert compute_usage(q, read) == compute_usage(q, whole)
