@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_left
+from collections.abc import Callable
+from functools import partial
 from typing import Final, cast
 
 import msgspec
@@ -190,8 +192,13 @@ def decode_day(raw: bytes) -> DayUsage:
     flat = _slots(raw)
     return DayUsage(
         version_of(raw),
-        dict(zip(flat[::3], map(Bucket, flat[1::3], flat[2::3]), strict=True)),
+        dict(zip(flat[::3], map(_bucket, zip(flat[1::3], flat[2::3], strict=True)), strict=True)),
     )
+
+
+# Bucket(calls, micro) runs the named tuple's Python-level __new__; tuple.__new__ builds the same
+# Bucket in C (a dense day's 96 buckets: ~15 us of the decode).
+_bucket = cast("Callable[[tuple[int, int]], Bucket]", partial(tuple.__new__, Bucket))
 
 
 def _slots(raw: bytes) -> list[int]:
