@@ -139,6 +139,7 @@ Totals = tuple[int, int, int]
 """``(buckets, calls, micro)``: non-empty buckets, calls and micro-credits of a span."""
 
 _ZERO: Totals = (0, 0, 0)
+_NO_EDGES: Mapping[tuple[int, int], Totals] = {}
 _ORDINAL_1970 = date(1970, 1, 1).toordinal()
 
 
@@ -177,9 +178,6 @@ def _edge_parts(edges_ms: tuple[int, ...]) -> tuple[Edge, ...]:
         month, day_of_month = month_day(day)
         parts.append(Edge(month, day_of_month, day, edge % DAY_MS // BUCKET_MS))
     return tuple(parts)
-
-
-_NO_EDGES: Mapping[tuple[int, int], Totals] = {}
 
 
 class _MonthEdges(NamedTuple):
