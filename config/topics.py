@@ -129,9 +129,7 @@ async def ensure_topics(settings: Settings) -> None:
                 f"{settings.calls_topic} has {counts.get(settings.calls_topic)} partitions but "
                 f"CREDITFLOW_PARTITIONS is {settings.partitions}; they must agree"
             )
-        stamp = await _config(
-            admin, ConfigResourceType.TOPIC, settings.calls_topic, "message.timestamp.type"
-        )
+        stamp = await _topic_config(admin, settings.calls_topic, "message.timestamp.type")
         if stamp != "LogAppendTime":
             # With producer timestamps, one clock running ahead would move the watermark and
             # send everything after it to the DLQ as too late; replays would not be deterministic.
@@ -140,9 +138,7 @@ async def ensure_topics(settings: Settings) -> None:
                 "LogAppendTime (kafka-configs --alter --add-config "
                 "message.timestamp.type=LogAppendTime)"
             )
-        limit = await _config(
-            admin, ConfigResourceType.TOPIC, settings.dlq_topic, "max.message.bytes"
-        )
+        limit = await _topic_config(admin, settings.dlq_topic, "max.message.bytes")
         if limit is not None and int(limit) < settings.dlq_max_record_bytes:
             # A dead letter the broker refuses would also break the producer's idempotent
             # sequence on that partition: refuse to start rather than stall later.
@@ -205,6 +201,20 @@ async def _config(
         if entry["config_names"] == name:
             return str(entry["config_value"])
     return None
+
+
+async def _topic_config(admin: AIOKafkaAdminClient, topic: str, name: str) -> str | None:
+    """A topic's setting, waiting (up to 15 s) for a topic just created to reach the broker asked.
+
+    On a cluster the broker that answers may not know a new topic yet and returns no entry,
+    which would read as a missing setting; an existing topic always lists every setting.
+    """
+    deadline = time.monotonic() + 15
+    while True:
+        value = await _config(admin, ConfigResourceType.TOPIC, topic, name)
+        if value is not None or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.1)
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, int]:
