@@ -22,8 +22,8 @@ from core.usage import (
     SHORTEST_WINDOW_MS,
     AppDays,
     UsageQuery,
-    compute_usage,
     query_edges,
+    render_usage,
 )
 
 __all__ = ("cached_answer", "render_answer", "usage_body", "with_freshness")
@@ -73,18 +73,14 @@ async def render_answer(
             # One turn of the loop first: requests that arrived meanwhile send their reads, so
             # Redis works on them while this answer is computed instead of after it.
             await asyncio.sleep(0)
-            body = _render(query, apps)
+            body = render_usage(query, apps)
         else:
             loop = asyncio.get_running_loop()
-            body = await loop.run_in_executor(svc.compute, _render, query, apps)
+            body = await loop.run_in_executor(svc.compute, render_usage, query, apps)
     except OffGridOffset as error:
         raise ApiError(400, "invalid_query", str(error)) from None
     svc.answers.put(key, body)
     return body
-
-
-def _render(query: UsageQuery, apps: Mapping[str, AppDays]) -> bytes:
-    return orjson.dumps(compute_usage(query, apps))
 
 
 def with_freshness(body: bytes, fresh: Freshness) -> bytes:

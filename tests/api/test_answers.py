@@ -49,13 +49,13 @@ async def test_finding_10_large_answers_are_computed_off_the_event_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[str] = []
-    real = usage_route.compute_usage
+    real = usage_route.render_usage
 
-    def recording(query: UsageQuery, apps: Mapping[str, AppDays]) -> dict[str, Any]:
+    def recording(query: UsageQuery, apps: Mapping[str, AppDays]) -> bytes:
         threads.append(threading.current_thread().name)
         return real(query, apps)
 
-    monkeypatch.setattr(usage_route, "compute_usage", recording)
+    monkeypatch.setattr(usage_route, "render_usage", recording)
     svc = Services.create(_settings(tmp_path))
     loop_thread = threading.current_thread().name
     big = _query("hour", 365)  # 8,760 hourly windows x 20 apps

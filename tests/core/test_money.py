@@ -14,6 +14,7 @@ from core.money import (
     MICRO,
     CreditsError,
     format_micro,
+    format_micros,
     micro_from_decimal,
     micro_from_json_number,
     micro_from_text,
@@ -251,6 +252,12 @@ def test_format_then_parse_round_trips(micro: int) -> None:
 @given(st.integers(min_value=-(10**20), max_value=10**20))
 def test_format_micro_is_exact_for_any_sum(micro: int) -> None:
     assert Fraction(format_micro(micro)) == Fraction(micro, MICRO)
+
+
+@FAST
+@given(st.lists(st.integers(min_value=-(10**20), max_value=10**30), max_size=50))
+def test_format_micros_is_format_micro_of_each(column: list[int]) -> None:
+    assert format_micros(column) == [format_micro(micro) for micro in column]
 
 
 def _expected_micro(value: Fraction) -> int | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -20,11 +22,18 @@ from core.usage import (
     QueryError,
     Totals,
     UsageQuery,
-    compute_usage,
     edge_parts,
     parse_usage_query,
+    render_usage,
 )
 from tests.core.support import FAST, HOUR, THOROUGH
+
+
+def answer_of(query: UsageQuery, apps: Mapping[str, AppDays]) -> dict[str, Any]:
+    """The rendered answer, parsed back."""
+    parsed: dict[str, Any] = orjson.loads(render_usage(query, apps))
+    return parsed
+
 
 NY = parse_tz("America/New_York")
 
@@ -178,7 +187,7 @@ def test_app_days_between_matches_a_brute_force_sum_across_months(
     assert series.between(lo, hi) == expected
 
 
-# ------------------------------------------------------------------ compute_usage
+# ------------------------------------------------------------------ render_usage
 
 
 def _apps() -> dict[str, AppDays]:
@@ -197,8 +206,8 @@ def _apps() -> dict[str, AppDays]:
     }
 
 
-def test_compute_usage_daily_across_spring_forward() -> None:
-    answer = compute_usage(query(), _apps())
+def test_render_usage_daily_across_spring_forward() -> None:
+    answer = answer_of(query(), _apps())
     assert answer == {
         "account_id": "acme",
         "from": "2026-03-07T00:00:00-05:00",
@@ -237,35 +246,45 @@ def test_compute_usage_daily_across_spring_forward() -> None:
     }
 
 
-def test_compute_usage_group_by_none_and_window_none() -> None:
-    answer = compute_usage(query(group_by="none"), _apps())
+def test_render_usage_group_by_none_and_window_none() -> None:
+    answer = answer_of(query(group_by="none"), _apps())
     assert answer["apps"] is None
     assert answer["total"] == {"calls": 7, "credits": "4.750001"}
     assert all(point["apps"] is None for point in answer["series"])
     assert [point["calls"] for point in answer["series"]] == [2, 2, 3]
 
-    flat = compute_usage(query(window=None), _apps())
+    flat = answer_of(query(window=None), _apps())
     assert flat["series"] == []
     assert flat["window"] == "none"
     assert flat["total"] == {"calls": 7, "credits": "4.750001"}
 
 
-def test_compute_usage_with_no_data() -> None:
-    answer = compute_usage(query(), {})
+def test_render_usage_with_no_data() -> None:
+    answer = answer_of(query(), {})
     assert answer["total"] == {"calls": 0, "credits": "0"}
     assert answer["apps"] == []
     assert [(p["calls"], p["credits"], p["apps"]) for p in answer["series"]] == [(0, "0", [])] * 3
 
 
+@pytest.mark.parametrize("name", ['say "hi"', "100%s %d %%", "back\\slash\n", "ünïcødé ✓"])
+def test_series_text_carries_any_app_id(name: str) -> None:
+    # The series is rendered from templates; an app id is tenant text and goes in escaped.
+    apps = {name: app_days([(utc(2026, 3, 8, 12), 2, 1_500_000)]), "b": _apps()["bot"]}
+    series = answer_of(query(), apps)["series"]
+    assert [app["app_id"] for app in series[1]["apps"]] == sorted(["b", name])
+    assert {"app_id": name, "calls": 2, "credits": "1.5"} in series[1]["apps"]
+    assert [app["app_id"] for app in series[0]["apps"]] == ["b"]  # no bucket of it that day
+
+
 def test_zero_valued_bucket_still_lists_the_app() -> None:
     apps = {"quiet": app_days([(utc(2026, 3, 8, 12), 0, 0)])}
-    assert compute_usage(query(), apps)["apps"] == [{"app_id": "quiet", "calls": 0, "credits": "0"}]
+    assert answer_of(query(), apps)["apps"] == [{"app_id": "quiet", "calls": 0, "credits": "0"}]
 
 
 def test_totals_beyond_one_event_bound_stay_exact() -> None:
     big = 10**9 * 10**6  # the largest single event, many times over
     apps = {"bot": app_days([(utc(2026, 3, 8, 12) + i * BUCKET_MS, 1, big + 1) for i in range(9)])}
-    assert compute_usage(query(), apps)["total"] == {
+    assert answer_of(query(), apps)["total"] == {
         "calls": 9,
         "credits": "9000000000.000009",
     }
@@ -344,12 +363,12 @@ def _check(
 
 @THOROUGH
 @given(scenarios())
-def test_compute_usage_matches_a_brute_force_decimal_sum(
+def test_render_usage_matches_a_brute_force_decimal_sum(
     scenario: tuple[UsageQuery, dict[str, list[tuple[int, int, int]]]],
 ) -> None:
     q, buckets = scenario
     apps = {app: app_days(rows) for app, rows in buckets.items()}
-    answer = compute_usage(q, apps)
+    answer = answer_of(q, apps)
     total = _brute(buckets, q.start_ms, q.end_ms)
     _check({**answer["total"], "apps": answer["apps"]}, total)
     if q.group_by == "none":
@@ -374,7 +393,7 @@ def test_compute_usage_matches_a_brute_force_decimal_sum(
 @given(st.integers(min_value=0, max_value=10**18), st.integers(min_value=0, max_value=10**18))
 def test_credit_strings_are_exact_decimal_renderings(a: int, b: int) -> None:
     apps = {"x": app_days([(utc(2026, 3, 8, 12), 1, a), (utc(2026, 3, 8, 13), 1, b)])}
-    credits = compute_usage(query(), apps)["total"]["credits"]
+    credits = answer_of(query(), apps)["total"]["credits"]
     assert Decimal(credits) * 10**6 == a + b
 
 
@@ -396,4 +415,4 @@ def test_the_usage_before_each_edge_is_all_a_view_must_read(
                 key = (edge.day, edge.slot)
                 edges.setdefault(edge.month, {})[key] = month_edges[key]
         read[app] = AppDays(days.months, edges)
-    assert compute_usage(q, read) == compute_usage(q, whole)
+    assert answer_of(q, read) == answer_of(q, whole)
