@@ -28,10 +28,15 @@ logger = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
     """A Faust app wired to a fresh :class:`WorkerRuntime`."""
+    faust_dir = settings.data_dir / settings.group_id / "faust"
+    faust_dir.mkdir(parents=True, exist_ok=True)
     app = FetchApp(
         settings.group_id,
         broker=f"kafka://{settings.kafka_bootstrap_servers}",
         store="memory://",
+        # Faust makes a directory for its own tables (this app has none); kept beside the
+        # partition stores rather than in the working directory.
+        datadir=faust_dir,
         web_enabled=False,
         topic_partitions=settings.partitions,
         topic_disable_leader=True,

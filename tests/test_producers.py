@@ -51,8 +51,21 @@ def test_producer_uses_acks_all_and_idempotence(where: str, call: ast.Call) -> N
     assert _keyword(call, "enable_idempotence") is True, f"{where}: enable_idempotence=True"
 
 
-def test_faust_producer_waits_for_all_replicas_and_does_not_hang() -> None:
-    app, _ = create_app(Settings(kafka_request_timeout_seconds=12.5))
+def test_faust_producer_waits_for_all_replicas_and_does_not_hang(tmp_path: Path) -> None:
+    app, _ = create_app(Settings(kafka_request_timeout_seconds=12.5, data_dir=tmp_path))
     assert app.conf.producer_acks == -1
     assert app.conf.producer_request_timeout == 12.5
     assert app.conf.broker_request_timeout >= app.conf.broker_session_timeout
+
+
+def test_faust_keeps_its_directory_under_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Faust's default is "<app id>-data" in the working directory: every worker, test and
+    # benchmark run left one behind there.
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(data_dir=tmp_path / "state", group_id="g-1")
+    app, _ = create_app(settings)
+    assert Path(app.conf.datadir) == tmp_path / "state" / "g-1" / "faust"
+    assert Path(app.conf.datadir).is_dir()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["state"]
