@@ -109,7 +109,7 @@ class Settings(BaseSettings):
         description="Longest the broker holds a fetch request while its partitions have no data.",
     )
     fetch_partition_bytes: int = Field(
-        4 * 1024 * 1024,
+        8 * 1024 * 1024,
         ge=64 * 1024,
         description="Most bytes fetched from one input partition per request.",
     )
