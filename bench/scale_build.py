@@ -47,7 +47,7 @@ class History:
         return self.last_day - self.days
 
 
-def _templates(history: History, rng: random.Random) -> list[DayUsage]:
+def day_templates(history: History, rng: random.Random) -> list[DayUsage]:
     """Random days to draw from: each bucket non-empty with the density, 1-20 calls, up to 50 credits."""
     found = []
     for _ in range(_TEMPLATES):
@@ -65,7 +65,7 @@ async def produce(namespace: Namespace, history: History, seed: int = 7) -> dict
     settings = namespace.settings()
     await ensure_topics(settings)
     rng = random.Random(seed)
-    templates = _templates(history, rng)
+    templates = day_templates(history, rng)
     producer = kafka_producer(
         settings, linger_ms=50, max_batch_size=1024 * 1024, max_request_size=8 * 1024 * 1024
     )
