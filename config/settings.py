@@ -122,7 +122,7 @@ class Settings(BaseSettings):
         4,
         ge=1,
         description="Partitions whose runs are applied and committed at the same time (each "
-        "holds a few times its input in memory until committed).",
+        "holds its input and the days it touches in memory until committed).",
     )
     outbox_days_per_run: int = Field(
         1000,

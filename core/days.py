@@ -20,7 +20,7 @@ from typing import Final, NamedTuple
 import msgspec
 
 from core.buckets import BUCKET_MS
-from core.money import CreditsError, format_micro, format_micros, micro_from_total
+from core.money import CreditsError, format_micro, micro_from_total
 
 __all__ = (
     "DAY_MS",
@@ -137,7 +137,7 @@ def day_record(key: DayKey, usage: DayUsage, source_partition: int) -> bytes:
             "version": usage.version,
             "calls": sum(slot_calls),
             "credits": format_micro(sum(slot_micro)),
-            "slots": list(zip(order, slot_calls, format_micros(slot_micro), strict=True)),
+            "slots": list(zip(order, slot_calls, map(format_micro, slot_micro), strict=True)),
             "source_partition": source_partition,
         }
     )

@@ -35,8 +35,9 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
         broker=f"kafka://{settings.kafka_bootstrap_servers}",
         store="memory://",
         # Faust makes a directory for its own tables (this app has none); kept beside the
-        # partition stores rather than in the working directory.
-        datadir=faust_dir,
+        # partition stores rather than in the working directory. Faust formats the path
+        # (``{conf.name}``), so braces of the real path are escaped.
+        datadir=str(faust_dir).replace("{", "{{").replace("}", "}}"),
         web_enabled=False,
         topic_partitions=settings.partitions,
         topic_disable_leader=True,

@@ -386,8 +386,8 @@ class Processor:
     async def _run_partition(self, item: tuple[int, list[SourceRecord]]) -> None:
         partition, records = item
         for run in chunked(records, self.settings.run_max_bytes):
-            # A run holds ~5x its input in decoded events, day values and state-log records
-            # until its commit is done: with every partition's run alive at once, a worker's
+            # A run holds its input, decoded events and the values and state-log records of
+            # every day it touches (in a backfill, thousands) until its commit is done: with every partition's run alive at once, a worker's
             # memory grew with its partition count. A few in flight still overlap one's CPU
             # work with another's waits for Kafka and Redis.
             async with self._runs_in_flight:

@@ -64,8 +64,8 @@ def test_faust_keeps_its_directory_under_the_data_dir(
     # Faust's default is "<app id>-data" in the working directory: every worker, test and
     # benchmark run left one behind there.
     monkeypatch.chdir(tmp_path)
-    settings = Settings(data_dir=tmp_path / "state", group_id="g-1")
+    settings = Settings(data_dir=tmp_path / "state", group_id="g-{1}")
     app, _ = create_app(settings)
-    assert Path(app.conf.datadir) == tmp_path / "state" / "g-1" / "faust"
+    assert Path(app.conf.datadir) == tmp_path / "state" / "g-{1}" / "faust"
     assert Path(app.conf.datadir).is_dir()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["state"]

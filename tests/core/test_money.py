@@ -255,7 +255,7 @@ def test_format_micro_is_exact_for_any_sum(micro: int) -> None:
 
 
 @FAST
-@given(st.lists(st.integers(min_value=-(10**20), max_value=10**30), max_size=50))
+@given(st.lists(st.integers(min_value=-(10**20), max_value=10**30), max_size=100))
 def test_format_micros_is_format_micro_of_each(column: list[int]) -> None:
     assert format_micros(column) == [format_micro(micro) for micro in column]
 

@@ -266,14 +266,22 @@ def test_render_usage_with_no_data() -> None:
     assert [(p["calls"], p["credits"], p["apps"]) for p in answer["series"]] == [(0, "0", [])] * 3
 
 
-@pytest.mark.parametrize("name", ['say "hi"', "100%s %d %%", "back\\slash\n", "ünïcødé ✓"])
+@pytest.mark.parametrize(
+    "name", ['say "hi"', "100%s %d %%", "back\\slash\n", "ünïcødé ✓", "nul\0x", "\x01\u2028"]
+)
 def test_series_text_carries_any_app_id(name: str) -> None:
-    # The series is rendered from templates; an app id is tenant text and goes in escaped.
+    # The series is rendered from templates split at NULs; an app id is tenant text and goes
+    # in escaped, whatever it holds.
     apps = {name: app_days([(utc(2026, 3, 8, 12), 2, 1_500_000)]), "b": _apps()["bot"]}
     series = answer_of(query(), apps)["series"]
     assert [app["app_id"] for app in series[1]["apps"]] == sorted(["b", name])
     assert {"app_id": name, "calls": 2, "credits": "1.5"} in series[1]["apps"]
     assert [app["app_id"] for app in series[0]["apps"]] == ["b"]  # no bucket of it that day
+    flat = answer_of(query(group_by="none"), apps)["series"]
+    assert [point["apps"] for point in flat] == [None] * len(series)
+    assert [point["calls"] for point in flat] == [
+        sum(app["calls"] for app in point["apps"]) for point in series
+    ]
 
 
 def test_zero_valued_bucket_still_lists_the_app() -> None:
