@@ -387,9 +387,10 @@ class Processor:
         partition, records = item
         for run in chunked(records, self.settings.run_max_bytes):
             # A run holds its input, decoded events and the values and state-log records of
-            # every day it touches (in a backfill, thousands) until its commit is done: with every partition's run alive at once, a worker's
-            # memory grew with its partition count. A few in flight still overlap one's CPU
-            # work with another's waits for Kafka and Redis.
+            # every day it touches (in a backfill, thousands) until its commit is done: with
+            # every partition's run alive at once, a worker's memory grew with its partition
+            # count. A few in flight still overlap one's CPU work with another's waits for
+            # Kafka and Redis.
             async with self._runs_in_flight:
                 owned = self._owned.get(partition)
                 if owned is None:
