@@ -16,6 +16,8 @@ from config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
+STATE = RESULTS / "state"
+"""Local stores of benchmark workers, one directory per namespace."""
 
 
 @dataclass
@@ -53,6 +55,9 @@ class Namespace:
             "CREDITFLOW_DELIVERIES_TOPIC": out + "deliveries",
             "CREDITFLOW_ADMIN_TOKEN": "bench-admin-token",
             "CREDITFLOW_LOG_LEVEL": "warning",
+            # Workers' local stores with the other benchmark artefacts (`creditflow bench`
+            # clears them when it starts), not in the working directory.
+            "CREDITFLOW_DATA_DIR": str(STATE / self.tag),
             **self.extra,
         }
 

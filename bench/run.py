@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from typing import Any
 from bench import throughput
 from bench.access import run_access
 from bench.latency import plot_freshness, run_latency
-from bench.namespace import RESULTS, ROOT, Namespace, free_port
+from bench.namespace import RESULTS, ROOT, STATE, Namespace, free_port
 from bench.query import run_query
 from bench.scale import run_scale
 from bench.scale_build import History
@@ -554,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--scale-ids", type=int, default=ScaleSizes.ids, help="state phase")
     args = parser.parse_args(argv)
+    # Every phase works in fresh namespaces: what earlier runs' workers stored is only disk.
+    shutil.rmtree(STATE, ignore_errors=True)
     if args.scale:
         return scale_main(args)
     subprocess.run([str(ROOT / "scripts" / "stack"), "up", "kafka", "redis"], check=True)
