@@ -429,8 +429,6 @@ def _series(
 ) -> orjson.Fragment:
     """The points of a windowed answer (JSON), from each app's columns of window usage."""
     windows = len(edges) - 1
-    if windows < 1:
-        return orjson.Fragment(b"[]")
     rendered = [_iso_local(edge, query.tz) for edge in edges]
     calls_at = [0] * windows
     micro_at = [0] * windows
