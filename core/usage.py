@@ -435,15 +435,47 @@ def _series(
     for _, calls, micro in columns:
         calls_at = list(map(add, calls_at, calls))
         micro_at = list(map(add, micro_at, micro))
-    apps_at = _app_rows(names, columns, windows) if query.group_by == "app" else ["null"] * windows
-    points = (_POINT * windows) % tuple(
-        chain.from_iterable(
-            zip(
-                rendered[:-1], rendered[1:], calls_at, format_micros(micro_at), apps_at, strict=True
-            )
-        )
-    )
+    totals: list[Sequence[object]] = [
+        rendered[:-1],
+        rendered[1:],
+        calls_at,
+        format_micros(micro_at),
+    ]
+    if query.group_by != "app":
+        points = (_POINT * windows) % _by_window([*totals, ["null"] * windows])
+    elif names and not any(0 in buckets for buckets, _, _ in columns):
+        points = _every_app_points(names, columns, windows, totals)
+    else:
+        points = (_POINT * windows) % _by_window([*totals, _app_rows(names, columns, windows)])
     return orjson.Fragment("[" + points[:-1] + "]")
+
+
+def _by_window(columns: Sequence[Sequence[object]]) -> tuple[object, ...]:
+    """The values of equally long columns, window by window: what a repeated template takes."""
+    return tuple(chain.from_iterable(zip(*columns, strict=True)))
+
+
+def _every_app_points(
+    names: list[str], columns: list[_Column], windows: int, totals: list[Sequence[object]]
+) -> str:
+    """The points of a per-app series where every app has usage in every window, in one format.
+
+    The common case of a long series of active apps: one template of the whole point, instead
+    of each app's cells rendered apart and then joined window by window.
+    """
+    cells = ",".join(
+        '{"app_id":' + _template_text(name) + ',"calls":%d,"credits":"%s"}' for name in names
+    )
+    point = '{"start":"%s","end":"%s","calls":%d,"credits":"%s","apps":[' + cells + "]},"
+    values = list(totals)
+    for _, calls, micro in columns:
+        values += (calls, format_micros(micro))
+    return (point * windows) % _by_window(values)
+
+
+def _template_text(name: str) -> str:
+    """An app id as JSON text inside a ``%`` template."""
+    return orjson.dumps(name).decode().replace("%", "%%")
 
 
 def _app_rows(names: list[str], columns: list[_Column], windows: int) -> list[str]:
@@ -453,7 +485,7 @@ def _app_rows(names: list[str], columns: list[_Column], windows: int) -> list[st
     cells: list[list[str]] = []
     gaps = False
     for name, (buckets, calls, micro) in zip(names, columns, strict=True):
-        template = '{"app_id":' + orjson.dumps(name).decode().replace("%", "%%") + _CELL
+        template = '{"app_id":' + _template_text(name) + _CELL
         texts = (
             (template * windows)
             % tuple(chain.from_iterable(zip(calls, format_micros(micro), strict=True)))

@@ -284,6 +284,23 @@ def test_series_text_carries_any_app_id(name: str) -> None:
     ]
 
 
+@pytest.mark.parametrize("name", ['say "hi"', "100%s %d %%", "nul\0x"])
+def test_series_where_every_app_has_usage_in_every_window(name: str) -> None:
+    # Rendered as one template per point rather than per app: the same answer as a brute sum.
+    start, end = utc(2026, 2, 25, 5), utc(2026, 3, 12, 5)  # New York midnights, across months
+    buckets = {
+        app: [(at, 1 + at % 7, at % 10**9 + shift) for at in range(start, end, 5 * HOUR)]
+        for app, shift in ((name, 0), ("b", 10**18))
+    }
+    q = query("2026-02-25", "2026-03-12", group_by="app")
+    answer = answer_of(q, {app: app_days(rows) for app, rows in buckets.items()})
+    assert len(answer["series"]) == len(q.edges) - 1 == 15
+    for point, (lo, hi) in zip(answer["series"], pairwise(q.edges), strict=True):
+        _check(point, _brute(buckets, lo, hi))
+        assert len(point["apps"]) == 2
+    _check({**answer["total"], "apps": answer["apps"]}, _brute(buckets, start, end))
+
+
 def test_zero_valued_bucket_still_lists_the_app() -> None:
     apps = {"quiet": app_days([(utc(2026, 3, 8, 12), 0, 0)])}
     assert answer_of(query(), apps)["apps"] == [{"app_id": "quiet", "calls": 0, "credits": "0"}]
