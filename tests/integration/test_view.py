@@ -320,3 +320,24 @@ async def test_cluster_master_killed_9_replica_promoted_answers_exact(
             lambda: _answers_exact(client, both, both.accounts), timeout=30, interval=0.5
         )
     assert worker.alive
+
+
+@pytest.mark.rcluster
+async def test_cluster_restarted_whole_starts_again_and_the_view_is_rebuilt(
+    on_cluster: tuple[Namespace, Stream, WorkerProcess],
+) -> None:
+    # Every node stopped, then started again by scripts/stack: no node may be refused for
+    # owning slots (its stale view is everybody's), and the empty view is rebuilt from Kafka.
+    namespace, stream, worker = on_cluster
+    worker.stop()
+    await asyncio.to_thread(stack, "down", "rcluster")
+    await asyncio.to_thread(stack, "up", "rcluster")
+    async with api_client(namespace.settings()) as client:
+        assert (await _total(client, stream.accounts[0])).status_code == 503
+        rebuilder = WorkerProcess(namespace, "rebuilder").start()
+        try:
+            await wait_until(
+                lambda: _answers_exact(client, stream, stream.accounts), timeout=60, interval=0.5
+            )
+        finally:
+            rebuilder.stop()
