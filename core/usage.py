@@ -1,8 +1,8 @@
 """Usage queries: validated parameters, and totals and series computed from day values.
 
-The math works on what the serving view keeps per app: the totals of each UTC day, as prefix
-sums per UTC month, and for a day that a window edge falls inside, the prefix sums of that
-day's 15-minute buckets. The usage up to any instant on the bucket grid is then a few lookups
+The math works on what the serving view keeps per app: the totals of each UTC day, a UTC month
+at a time, and for a day that a window edge falls inside, the prefix sums of that day's
+15-minute buckets. The usage up to any instant on the bucket grid is then a few lookups
 (months before it, days of its month before it, buckets of its day before it), so a range's
 total or a window of a local-calendar series is a subtraction, in any zone, whatever the
 length: a one-year daily series reads about one value per day and edge, not 35,040 buckets.
@@ -33,6 +33,7 @@ __all__ = (
     "AppDays",
     "DaySlots",
     "Edge",
+    "EdgeUsage",
     "GroupBy",
     "MonthDays",
     "QueryError",
@@ -141,7 +142,6 @@ Totals = tuple[int, int, int]
 """``(buckets, calls, micro)``: non-empty buckets, calls and micro-credits of a span."""
 
 _ZERO: Totals = (0, 0, 0)
-_NO_EDGES: Mapping[tuple[int, int], Totals] = {}
 _ORDINAL_1970 = date(1970, 1, 1).toordinal()
 
 
@@ -190,6 +190,9 @@ class _MonthEdges(NamedTuple):
     """Per edge, the days of the month before it."""
     inside: list[tuple[int, int]]
     """Per edge, ``(day, slot)``: where in its day it falls (slot 0 at midnight)."""
+    cut: list[tuple[int, int]]
+    """The ``inside`` of the edges that fall inside a day (not on its midnight), in order:
+    those a view reads the day's usage before."""
 
 
 def _by_month(edges: Sequence[Edge]) -> list[_MonthEdges]:
@@ -197,9 +200,11 @@ def _by_month(edges: Sequence[Edge]) -> list[_MonthEdges]:
     groups: list[_MonthEdges] = []
     for month, day_of_month, day, slot in edges:
         if not groups or groups[-1].month != month:
-            groups.append(_MonthEdges(month, [], []))
+            groups.append(_MonthEdges(month, [], [], []))
         groups[-1].before.append(day_of_month - 1)
         groups[-1].inside.append((day, slot))
+        if slot:
+            groups[-1].cut.append((day, slot))
     return groups
 
 
@@ -238,9 +243,10 @@ class SlotPrefix:
 
 @dataclass(frozen=True, slots=True)
 class MonthDays:
-    """An app's day totals in one UTC month, as prefix sums: index ``i`` covers days 1 to ``i``.
+    """An app's day totals in one UTC month: index ``i`` is day ``i + 1``.
 
-    Each sequence has 32 elements; the last is the month's total.
+    Each sequence has 31 elements (zero past the month's last day). The math sums them only
+    for the months an edge falls in: a long range reads many months but cuts few.
     """
 
     buckets: Sequence[int]
@@ -250,12 +256,51 @@ class MonthDays:
     @classmethod
     def from_totals(cls, totals: Mapping[int, Totals]) -> MonthDays:
         """Build from ``day of month -> totals`` (days without usage may be left out)."""
-        days = [totals.get(day, _ZERO) for day in range(1, 32)]
-        return cls(
-            list(accumulate((day[0] for day in days), initial=0)),
-            list(accumulate((day[1] for day in days), initial=0)),
-            list(accumulate((day[2] for day in days), initial=0)),
-        )
+        buckets, calls, micro = zip(*(totals.get(day, _ZERO) for day in range(1, 32)), strict=True)
+        return cls(buckets, calls, micro)
+
+
+class EdgeUsage(Mapping[tuple[int, int], Totals]):
+    """``(day, slot)`` -> the usage of the day before the slot, for edges as a view reads them.
+
+    Kept as the view returns them, a column each: when they are the edges a query cuts in that
+    month, in its order, the math takes the columns whole instead of looking up each edge.
+    """
+
+    __slots__ = ("_index", "buckets", "calls", "edges", "micro")
+
+    def __init__(
+        self,
+        edges: Sequence[tuple[int, int]],
+        buckets: Sequence[int],
+        calls: Sequence[int],
+        micro: Sequence[int],
+    ) -> None:
+        self.edges = edges
+        self.buckets = buckets
+        self.calls = calls
+        self.micro = micro
+        self._index: dict[tuple[int, int], int] | None = None
+
+    def joined(self, later: EdgeUsage) -> EdgeUsage:
+        """These edges and ``later``'s (read afterwards; an edge in both takes ``later``'s)."""
+        if not self.edges:
+            return later
+        merged = {**self, **later}
+        buckets, calls, micro = zip(*merged.values(), strict=True) if merged else ((), (), ())
+        return EdgeUsage(list(merged), buckets, calls, micro)
+
+    def __getitem__(self, key: tuple[int, int]) -> Totals:
+        if self._index is None:
+            self._index = {edge: at for at, edge in enumerate(self.edges)}
+        at = self._index[key]
+        return self.buckets[at], self.calls[at], self.micro[at]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter(self.edges)
+
+    def __len__(self) -> int:
+        return len(self.edges)
 
 
 class _DaysBefore(Mapping[tuple[int, int], Totals]):
@@ -283,8 +328,9 @@ class AppDays:
 
     ``edges`` must hold, under the edge's UTC month, ``(day, slot)`` -> the usage of the day
     before the slot, for every edge asked of :meth:`at` that falls strictly inside a day with
-    usage (not on its midnight): what the view reads, a month at a time, and keeps per month.
-    Built from whole days, ``edges`` is computed from their bucket prefixes.
+    usage (not on its midnight): what the view reads, a month at a time, and keeps per month
+    (an :class:`EdgeUsage`). Built from whole days, ``edges`` is computed from their bucket
+    prefixes.
     """
 
     months: Mapping[int, MonthDays]
@@ -313,45 +359,54 @@ class AppDays:
 
     def _columns(self, groups: Sequence[_MonthEdges]) -> tuple[list[int], list[int], list[int]]:
         """:meth:`at` as columns of buckets, calls and micro-credits (a month at a time)."""
-        months, read = self.months, self.edges
+        months = self.months
         order = sorted(months)
         next_month = 0
         base_buckets = base_calls = base_micro = 0
         buckets_at: list[int] = []
         calls_at: list[int] = []
         micro_at: list[int] = []
-        for month_index, before, inside in groups:
-            while next_month < len(order) and order[next_month] < month_index:
+        for group in groups:
+            while next_month < len(order) and order[next_month] < group.month:
                 earlier = months[order[next_month]]
-                base_buckets += earlier.buckets[-1]
-                base_calls += earlier.calls[-1]
-                base_micro += earlier.micro[-1]
+                base_buckets += sum(earlier.buckets)
+                base_calls += sum(earlier.calls)
+                base_micro += sum(earlier.micro)
                 next_month += 1
-            month = months.get(month_index)
+            month = months.get(group.month)
             if month is None:
-                buckets_at += [base_buckets] * len(before)
-                calls_at += [base_calls] * len(before)
-                micro_at += [base_micro] * len(before)
+                buckets_at += repeat(base_buckets, len(group.before))
+                calls_at += repeat(base_calls, len(group.before))
+                micro_at += repeat(base_micro, len(group.before))
                 continue
-            buckets, calls, micro = month.buckets, month.calls, month.micro
-            # The usage of an edge's day before it: none at midnight (slot 0) nor in a day
-            # without usage, which ``edges`` may leave out.
-            day_buckets, day_calls, day_micro = zip(
-                *map(read.get(month_index, _NO_EDGES).get, inside, repeat(_ZERO)), strict=True
-            )
-            buckets_at += [
-                base_buckets + buckets[days] + extra
-                for days, extra in zip(before, day_buckets, strict=True)
-            ]
-            calls_at += [
-                base_calls + calls[days] + extra
-                for days, extra in zip(before, day_calls, strict=True)
-            ]
-            micro_at += [
-                base_micro + micro[days] + extra
-                for days, extra in zip(before, day_micro, strict=True)
-            ]
+            # The usage before each day of the month, from the usage before the month.
+            day_buckets = list(accumulate(month.buckets, initial=base_buckets))
+            day_calls = list(accumulate(month.calls, initial=base_calls))
+            day_micro = list(accumulate(month.micro, initial=base_micro))
+            cut = self._cut(group)
+            if cut is None:
+                buckets_at += map(day_buckets.__getitem__, group.before)
+                calls_at += map(day_calls.__getitem__, group.before)
+                micro_at += map(day_micro.__getitem__, group.before)
+            else:
+                buckets_at += map(add, map(day_buckets.__getitem__, group.before), cut[0])
+                calls_at += map(add, map(day_calls.__getitem__, group.before), cut[1])
+                micro_at += map(add, map(day_micro.__getitem__, group.before), cut[2])
         return buckets_at, calls_at, micro_at
+
+    def _cut(self, group: _MonthEdges) -> tuple[Sequence[int], ...] | None:
+        """Per edge of ``group``, its day's usage before it, as columns (None if none has any)."""
+        found = self.edges.get(group.month)
+        if not group.cut or found is None:
+            return None
+        if (
+            isinstance(found, EdgeUsage)
+            and len(group.cut) == len(group.inside)
+            and found.edges == group.cut
+        ):
+            return found.buckets, found.calls, found.micro
+        # None at midnight (slot 0) nor in a day without usage, which ``edges`` may leave out.
+        return tuple(zip(*map(found.get, group.inside, repeat(_ZERO)), strict=True))
 
     def between(self, start_ms: int, end_ms: int) -> Totals:
         """Totals over ``[start_ms, end_ms)`` (both on the bucket grid)."""

@@ -31,7 +31,7 @@ from itertools import accumulate
 from typing import Final
 
 from core.days import SLOTS_PER_DAY, Bucket, DayUsage
-from core.usage import MonthDays, Totals
+from core.usage import EdgeUsage, MonthDays, Totals
 
 __all__ = (
     "DAYS_PER_MONTH",
@@ -40,7 +40,7 @@ __all__ = (
     "PackedDay",
     "ViewValueError",
     "decode_day",
-    "edge_records",
+    "edge_usage",
     "encode",
     "month_days",
     "narrow",
@@ -202,16 +202,10 @@ def _narrow_columns(values: Sequence[int]) -> tuple[Sequence[int], Sequence[int]
 
 
 def month_days(row: bytes) -> MonthDays:
-    """A month row (narrow or wide) as prefix sums of its day totals."""
+    """A month row (narrow or wide) as its day totals."""
     if len(row) == _NARROW_ROW.size:
-        buckets, calls, micro = _narrow_columns(_NARROW_ROW.unpack(row))
-    else:
-        buckets, calls, micro = _wide_columns(_ROW.unpack(row))
-    return MonthDays(
-        list(accumulate(buckets, initial=0)),
-        list(accumulate(calls, initial=0)),
-        list(accumulate(micro, initial=0)),
-    )
+        return MonthDays(*_narrow_columns(_NARROW_ROW.unpack(row)))
+    return MonthDays(*_wide_columns(_ROW.unpack(row)))
 
 
 @lru_cache(maxsize=1024)
@@ -219,10 +213,11 @@ def _records(form: str, count: int) -> struct.Struct:
     return struct.Struct("<" + form * count)
 
 
-def edge_records(blob: bytes, count: int) -> list[Totals]:
-    """``count`` edge records, one after the other (all narrow or all wide), as totals."""
+def edge_usage(blob: bytes, edges: Sequence[tuple[int, int]]) -> EdgeUsage:
+    """The edge records of ``edges``, one after the other (all narrow or all wide)."""
+    count = len(edges)
     if len(blob) == count * NARROW_SIZE:
         columns = _narrow_columns(_records(_NARROW, count).unpack(blob))
     else:
         columns = _wide_columns(_records(_ENTRY, count).unpack(blob))
-    return list(zip(*columns, strict=True))
+    return EdgeUsage(edges, *columns)

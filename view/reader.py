@@ -24,8 +24,8 @@ from typing import Any, cast
 from core.buckets import BUCKET_MS
 from core.days import DAY_MS, Bucket
 from core.freshness import Freshness, Progress, freshness
-from core.usage import AppDays, Edge, MonthDays, Totals, edge_parts
-from view.codec import decode_day, edge_records, month_days
+from core.usage import AppDays, Edge, EdgeUsage, MonthDays, edge_parts
+from view.codec import decode_day, edge_usage, month_days
 from view.connection import Client, lua
 from view.epoch import PENDING, ViewEpoch
 from view.keys import ViewKeys, alert_of_delivery, alerts_key, as_text, deliveries_key, month_id
@@ -59,7 +59,7 @@ class _Month:
     epoch: bytes
     stamp: bytes
     totals: dict[str, bytes]
-    edges: dict[str, dict[tuple[int, int], Totals]] = field(default_factory=dict)
+    edges: dict[str, EdgeUsage] = field(default_factory=dict)
     """Per app: ``(day, slot)`` -> the day's usage before the slot."""
     read: set[tuple[int, int]] = field(default_factory=set)
     size: int = 0
@@ -180,7 +180,7 @@ class ViewReader:
             months = sorted(month for month in with_usage if first <= month <= last)
         marker, changes, held = await self._call(account_id, months, inside)
         by_month: dict[str, dict[int, MonthDays]] = {}
-        by_edge: dict[str, dict[int, dict[tuple[int, int], Totals]]] = {}
+        by_edge: dict[str, dict[int, EdgeUsage]] = {}
         for month, entry in held.items():
             for app, row in entry.totals.items():
                 by_month.setdefault(app, {})[month] = month_days(row)
@@ -245,8 +245,9 @@ class ViewReader:
                 read = every
             names = [(edge.day, edge.slot) for edge in read]
             for app, blob in _pairs(records):
-                edges = entry.edges.setdefault(as_text(app), {})
-                edges.update(zip(names, edge_records(blob, len(names)), strict=True))
+                name, read_now = as_text(app), edge_usage(blob, names)
+                earlier = entry.edges.get(name)
+                entry.edges[name] = read_now if earlier is None else earlier.joined(read_now)
             entry.read.update(names)
             self._cache.put(key, entry)
             found[month] = entry

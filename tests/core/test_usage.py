@@ -19,6 +19,7 @@ from core.localtime import parse_tz
 from core.usage import (
     MAX_SERIES_POINTS,
     AppDays,
+    EdgeUsage,
     QueryError,
     Totals,
     UsageQuery,
@@ -161,10 +162,15 @@ def test_app_days_prefix_sums() -> None:
     assert series.between(BUCKET_MS * 9, BUCKET_MS * 10) == (0, 0, 0)
     empty = app_days([])
     assert empty.between(0, BUCKET_MS) == (0, 0, 0)
-    # What the view keeps: the day's totals as prefix sums over its month...
+    # What the view keeps: the totals of each day of its month...
     ((month_index, month),) = series.months.items()
-    assert (month.buckets[:2], month.calls[:2], month.micro[:2]) == ([0, 3], [0, 7], [0, 70])
-    assert (month.buckets[-1], month.calls[-1], month.micro[-1]) == (3, 7, 70)
+    assert (month.buckets[:2], month.calls[:2], month.micro[:2]) == ((3, 0), (7, 0), (70, 0))
+    assert (len(month.buckets), sum(month.buckets), sum(month.calls), sum(month.micro)) == (
+        31,
+        3,
+        7,
+        70,
+    )
     # ...and prefix sums over the day's buckets for edges inside the day, under its month.
     assert series.edges[month_index][(0, 3)] == (2, 3, 30)
 
@@ -441,3 +447,27 @@ def test_the_usage_before_each_edge_is_all_a_view_must_read(
                 edges.setdefault(edge.month, {})[key] = month_edges[key]
         read[app] = AppDays(days.months, edges)
     assert answer_of(q, read) == answer_of(q, whole)
+    # As the view returns them: a record for every edge asked (inside a day, with usage or
+    # not), in the query's order, one month at a time.
+    asked: dict[int, list[tuple[int, int]]] = {}
+    for edge in edge_parts(q.edges):
+        if edge.slot:
+            asked.setdefault(edge.month, []).append((edge.day, edge.slot))
+    as_read = {}
+    for app, days in whole.items():
+        columns = {}
+        for month, keys in asked.items():
+            found = [read[app].edges.get(month, {}).get(key, (0, 0, 0)) for key in keys]
+            columns[month] = EdgeUsage(keys, *zip(*found, strict=True))
+        as_read[app] = AppDays(days.months, columns)
+    assert answer_of(q, as_read) == answer_of(q, whole)
+
+
+def test_edge_usage_reads_like_a_mapping_and_joins_later_reads() -> None:
+    first = EdgeUsage([(1, 4), (2, 4)], (1, 2), (10, 20), (100, 200))
+    assert dict(first) == {(1, 4): (1, 10, 100), (2, 4): (2, 20, 200)}
+    assert first.get((3, 4)) is None
+    later = EdgeUsage([(2, 4), (3, 8)], (5, 3), (50, 30), (500, 300))
+    joined = first.joined(later)
+    assert dict(joined) == {(1, 4): (1, 10, 100), (2, 4): (5, 50, 500), (3, 8): (3, 30, 300)}
+    assert EdgeUsage([], (), (), ()).joined(later) is later

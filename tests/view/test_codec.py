@@ -17,7 +17,7 @@ from view.codec import (
     PackedDay,
     ViewValueError,
     decode_day,
-    edge_records,
+    edge_usage,
     encode,
     month_days,
     narrow,
@@ -96,7 +96,7 @@ def test_totals_beyond_two_billion_credits_are_exact() -> None:
     usage = DayUsage(3, {0: Bucket(2, 2_000_000_000 * 10**6), 95: Bucket(1, BIG)})
     assert decode_day(encode_day(usage)) == usage
     row = day_total(usage) + bytes((DAYS_PER_MONTH - 1) * ENTRY_SIZE)
-    assert month_days(row).micro[1] == 2_000_000_000 * 10**6 + BIG
+    assert month_days(row).micro[0] == 2_000_000_000 * 10**6 + BIG
 
 
 @pytest.mark.parametrize(
@@ -142,19 +142,21 @@ def test_narrow_entries_are_17_bytes_and_keep_64_bit_totals() -> None:
     entry = narrow(day_total(usage))
     assert len(entry) == NARROW_SIZE == 17
     row = entry + bytes((DAYS_PER_MONTH - 1) * NARROW_SIZE)
-    assert month_days(row).calls[1] == 2**64 - 1
-    assert month_days(row).micro[1] == 2**64 - 2
+    assert month_days(row).calls[0] == 2**64 - 1
+    assert month_days(row).micro[0] == 2**64 - 2
     wider = day_total(DayUsage(1, {0: Bucket(1, 2**64)}))
     assert narrow(wider) == wider  # 2**64 micro-credits do not fit: the entry stays wide
 
 
 def test_edge_records_decode_narrow_and_wide_runs() -> None:
     totals = [(3, 40, 5_000_000), (0, 0, 0), (96, 2**63, 2**64 - 1)]
+    edges = [(20_000, 4), (20_001, 4), (20_002, 95)]
     wide = b"".join(day_total(_day_with(*t)) for t in totals)
-    assert edge_records(wide, 3) == totals
-    assert edge_records(b"".join(narrow(day_total(_day_with(*t))) for t in totals), 3) == totals
-    huge = [(1, 2**95, BIG)]
-    assert edge_records(day_total(_day_with(*huge[0])), 1) == huge
+    assert dict(edge_usage(wide, edges)) == dict(zip(edges, totals, strict=True))
+    narrowed = b"".join(narrow(day_total(_day_with(*t))) for t in totals)
+    assert dict(edge_usage(narrowed, edges)) == dict(zip(edges, totals, strict=True))
+    huge = (1, 2**95, BIG)
+    assert edge_usage(day_total(_day_with(*huge)), edges[:1])[edges[0]] == huge
 
 
 def _day_with(buckets: int, calls: int, micro: int) -> DayUsage:
