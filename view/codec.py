@@ -42,6 +42,7 @@ __all__ = (
     "decode_day",
     "edge_usage",
     "encode",
+    "entry",
     "month_days",
     "narrow",
 )
@@ -110,16 +111,23 @@ def encode(usage: DayUsage) -> tuple[bytes, bytes]:
             entries,
         )
     )
-    total_calls, total_micro = calls[-1], micro[-1]
-    entry = _ENTRY_STRUCT.pack(
-        len(order),
-        total_calls & _U64,
-        total_calls >> 64,
-        total_micro & _U64,
-        total_micro >> 64 & _U64,
-        total_micro >> 128,
+    return value, _wide_entry((len(order), calls[-1], micro[-1]))
+
+
+def _wide_entry(totals: Totals) -> bytes:
+    buckets, calls, micro = totals
+    return _ENTRY_STRUCT.pack(
+        buckets, calls & _U64, calls >> 64, micro & _U64, micro >> 64 & _U64, micro >> 128
     )
-    return value, entry
+
+
+def entry(totals: Totals) -> bytes:
+    """``(buckets, calls, micro-credits)`` as a month-row entry or edge record (narrow if they fit).
+
+    What ``read_days.lua`` returns for an edge, built here for tools and benchmarks (a row,
+    like an app's records of a month, must be all narrow or all wide).
+    """
+    return narrow(_wide_entry(totals))
 
 
 class PackedDay:

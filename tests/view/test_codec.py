@@ -19,6 +19,7 @@ from view.codec import (
     decode_day,
     edge_usage,
     encode,
+    entry,
     month_days,
     narrow,
 )
@@ -157,6 +158,10 @@ def test_edge_records_decode_narrow_and_wide_runs() -> None:
     assert dict(edge_usage(narrowed, edges)) == dict(zip(edges, totals, strict=True))
     huge = (1, 2**95, BIG)
     assert edge_usage(day_total(_day_with(*huge)), edges[:1])[edges[0]] == huge
+    # entry() packs the same bytes: narrow when every total fits 64 bits, else wide.
+    assert b"".join(map(entry, totals)) == narrowed
+    assert entry(huge) == day_total(_day_with(*huge))
+    assert [len(entry(t)) for t in ((96, 2**64 - 1, 2**64 - 1), (0, 0, 2**64))] == [17, 33]
 
 
 def _day_with(buckets: int, calls: int, micro: int) -> DayUsage:
