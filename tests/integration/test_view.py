@@ -286,16 +286,19 @@ async def test_cluster_a_shard_that_lost_its_data_is_noticed_and_rebuilt(
             assert (await _total(client, account)).status_code == 503
         assert await _answers_exact(client, stream, intact), "other shards answer as before"
         assert (await client.get("/healthz")).status_code == 503
-        worker = WorkerProcess(namespace, "rebuilder").start()
-        try:
-            await wait_until(
-                lambda: _answers_exact(client, stream, stream.accounts), timeout=60, interval=0.5
-            )
-            assert (
-                compare(stream.reference, await view_buckets(namespace, stream.accounts)) == EXACT
-            )
-        finally:
-            worker.stop()
+        await _rebuilt(namespace, client, stream)
+
+
+async def _rebuilt(namespace: Namespace, client: httpx.AsyncClient, stream: Stream) -> None:
+    """Start a worker on the wiped view; return once it answers every account exactly again."""
+    worker = WorkerProcess(namespace, "rebuilder").start()
+    try:
+        await wait_until(
+            lambda: _answers_exact(client, stream, stream.accounts), timeout=60, interval=0.5
+        )
+        assert compare(stream.reference, await view_buckets(namespace, stream.accounts)) == EXACT
+    finally:
+        worker.stop()
 
 
 @pytest.mark.rcluster
@@ -334,10 +337,4 @@ async def test_cluster_restarted_whole_starts_again_and_the_view_is_rebuilt(
     await asyncio.to_thread(stack, "up", "rcluster")
     async with api_client(namespace.settings()) as client:
         assert (await _total(client, stream.accounts[0])).status_code == 503
-        rebuilder = WorkerProcess(namespace, "rebuilder").start()
-        try:
-            await wait_until(
-                lambda: _answers_exact(client, stream, stream.accounts), timeout=60, interval=0.5
-            )
-        finally:
-            rebuilder.stop()
+        await _rebuilt(namespace, client, stream)
