@@ -9,7 +9,7 @@ bytes the view's read returns for the phase's one-year query (local dates ``[D -
 D)`` with ``D`` in the last month, ``window=day&group_by=app``, in a random zone of the same
 20 as ``bench/scale_queries.lua``): per month and app, the month row and the edge records
 ``read_days.lua`` cuts. Then times what the API does with them: decode (as
-``view.reader`` does), :func:`core.usage.render_usage`. Reports the fastest of ``R`` passes
+``view.reader`` does for an uncached read), :func:`core.usage.render_usage`. Reports the fastest of ``R`` passes
 (the least disturbed by other work on the machine) and their median, in ms per answer. The
 rest of an answer's CPU (the Redis call, HTTP) is the view phase's to measure.
 """
@@ -38,7 +38,7 @@ from core.usage import (
     query_edges,
     render_usage,
 )
-from view.codec import DAYS_PER_MONTH, edge_usage, entry, month_days
+from view.codec import DAYS_PER_MONTH, edge_usage, entries, month_days
 
 ZONES = (
     "UTC", "Europe/London", "Europe/Berlin", "America/New_York", "America/Los_Angeles",
@@ -70,10 +70,12 @@ def _as_read(query: UsageQuery, apps: dict[str, dict[int, DayUsage]]) -> list[_M
             for day, usage in days.items():
                 if month_day(day)[0] == month:
                     totals[month_day(day)[1] - 1] = (len(usage.slots), *usage.total)
-            rows[name] = b"".join(map(entry, totals))
-            records[name] = b"".join(
-                entry(SlotPrefix(days[day].slots).before(slot) if day in days else (0, 0, 0))
-                for day, slot in edges
+            rows[name] = entries(totals)
+            records[name] = entries(
+                [
+                    SlotPrefix(days[day].slots).before(slot) if day in days else (0, 0, 0)
+                    for day, slot in edges
+                ]
             )
         read.append(_Month(month, edges, rows, records))
     return read

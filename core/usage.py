@@ -190,7 +190,7 @@ class _MonthEdges(NamedTuple):
     """Per edge, the days of the month before it."""
     inside: list[tuple[int, int]]
     """Per edge, ``(day, slot)``: where in its day it falls (slot 0 at midnight)."""
-    cut: list[tuple[int, int]]
+    cut: tuple[tuple[int, int], ...]
     """The ``inside`` of the edges that fall inside a day (not on its midnight), in order:
     those a view reads the day's usage before."""
 
@@ -200,12 +200,10 @@ def _by_month(edges: Sequence[Edge]) -> list[_MonthEdges]:
     groups: list[_MonthEdges] = []
     for month, day_of_month, day, slot in edges:
         if not groups or groups[-1].month != month:
-            groups.append(_MonthEdges(month, [], [], []))
+            groups.append(_MonthEdges(month, [], [], ()))
         groups[-1].before.append(day_of_month - 1)
         groups[-1].inside.append((day, slot))
-        if slot:
-            groups[-1].cut.append((day, slot))
-    return groups
+    return [group._replace(cut=tuple(at for at in group.inside if at[1])) for group in groups]
 
 
 @lru_cache(maxsize=1024)
@@ -245,8 +243,8 @@ class SlotPrefix:
 class MonthDays:
     """An app's day totals in one UTC month: index ``i`` is day ``i + 1``.
 
-    Each sequence has 31 elements (zero past the month's last day). The math sums them only
-    for the months an edge falls in: a long range reads many months but cuts few.
+    Each sequence has 31 elements (zero past the month's last day). The math prefix-sums them
+    only for the months an edge falls in and adds the others whole.
     """
 
     buckets: Sequence[int]
@@ -276,7 +274,7 @@ class EdgeUsage(Mapping[tuple[int, int], Totals]):
         calls: Sequence[int],
         micro: Sequence[int],
     ) -> None:
-        self.edges = edges
+        self.edges = tuple(edges)
         self.buckets = buckets
         self.calls = calls
         self.micro = micro
@@ -286,8 +284,10 @@ class EdgeUsage(Mapping[tuple[int, int], Totals]):
         """These edges and ``later``'s (read afterwards; an edge in both takes ``later``'s)."""
         if not self.edges:
             return later
+        if not later.edges:
+            return self
         merged = {**self, **later}
-        buckets, calls, micro = zip(*merged.values(), strict=True) if merged else ((), (), ())
+        buckets, calls, micro = zip(*merged.values(), strict=True)
         return EdgeUsage(list(merged), buckets, calls, micro)
 
     def __getitem__(self, key: tuple[int, int]) -> Totals:
@@ -383,6 +383,8 @@ class AppDays:
             day_buckets = list(accumulate(month.buckets, initial=base_buckets))
             day_calls = list(accumulate(month.calls, initial=base_calls))
             day_micro = list(accumulate(month.micro, initial=base_micro))
+            base_buckets, base_calls, base_micro = day_buckets[-1], day_calls[-1], day_micro[-1]
+            next_month += 1  # this group's month was the next held one: later groups start after it
             cut = self._cut(group)
             if cut is None:
                 buckets_at += map(day_buckets.__getitem__, group.before)
@@ -394,24 +396,35 @@ class AppDays:
                 micro_at += map(add, map(day_micro.__getitem__, group.before), cut[2])
         return buckets_at, calls_at, micro_at
 
-    def _cut(self, group: _MonthEdges) -> tuple[Sequence[int], ...] | None:
+    def _cut(self, group: _MonthEdges) -> tuple[Sequence[int], Sequence[int], Sequence[int]] | None:
         """Per edge of ``group``, its day's usage before it, as columns (None if none has any)."""
         found = self.edges.get(group.month)
         if not group.cut or found is None:
             return None
-        if (
-            isinstance(found, EdgeUsage)
-            and len(group.cut) == len(group.inside)
-            and found.edges == group.cut
-        ):
-            return found.buckets, found.calls, found.micro
-        # None at midnight (slot 0) nor in a day without usage, which ``edges`` may leave out.
-        return tuple(zip(*map(found.get, group.inside, repeat(_ZERO)), strict=True))
+        if isinstance(found, EdgeUsage) and found.edges == group.cut:
+            if len(group.cut) == len(group.inside):
+                return found.buckets, found.calls, found.micro
+            # Nothing before a midnight (slot 0): the columns' values go to the other edges.
+            inside = [slot for _, slot in group.inside]
+            return (
+                _spread(found.buckets, inside),
+                _spread(found.calls, inside),
+                _spread(found.micro, inside),
+            )
+        # None at midnight nor in a day without usage, which ``edges`` may leave out.
+        buckets, calls, micro = zip(*map(found.get, group.inside, repeat(_ZERO)), strict=True)
+        return buckets, calls, micro
 
     def between(self, start_ms: int, end_ms: int) -> Totals:
         """Totals over ``[start_ms, end_ms)`` (both on the bucket grid)."""
         lo, hi = self.at(edge_parts((start_ms, end_ms)))
         return hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]
+
+
+def _spread(column: Sequence[int], slots: Sequence[int]) -> list[int]:
+    """``column``'s values in order at the non-zero ``slots``, 0 at the others."""
+    values = iter(column)
+    return [next(values) if slot else 0 for slot in slots]
 
 
 @lru_cache(maxsize=1024)

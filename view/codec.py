@@ -42,7 +42,7 @@ __all__ = (
     "decode_day",
     "edge_usage",
     "encode",
-    "entry",
+    "entries",
     "month_days",
     "narrow",
 )
@@ -121,13 +121,18 @@ def _wide_entry(totals: Totals) -> bytes:
     )
 
 
-def entry(totals: Totals) -> bytes:
-    """``(buckets, calls, micro-credits)`` as a month-row entry or edge record (narrow if they fit).
+def entries(totals: Sequence[Totals]) -> bytes:
+    """``(buckets, calls, micro-credits)`` each as a month-row entry or edge record.
 
-    What ``read_days.lua`` returns for an edge, built here for tools and benchmarks (a row,
-    like an app's records of a month, must be all narrow or all wide).
+    All narrow if every one fits, else all wide: the form of a month row, and of what
+    ``read_days.lua`` returns for an app's edges in a month (built here for tools and
+    benchmarks).
     """
-    return narrow(_wide_entry(totals))
+    wide = [_wide_entry(each) for each in totals]
+    narrowed = [narrow(each) for each in wide]
+    if all(len(each) == NARROW_SIZE for each in narrowed):
+        return b"".join(narrowed)
+    return b"".join(wide)
 
 
 class PackedDay:

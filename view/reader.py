@@ -34,7 +34,8 @@ __all__ = ("AccountUsage", "ViewNotReady", "ViewReader")
 
 _MONTHS_AT_ONCE = 36  # longer ranges first ask which months hold usage
 _ENTRY_OVERHEAD = 120  # bytes per cached value beyond its own length (object headers)
-_EDGE_OVERHEAD = 250  # bytes per cached edge record: dict slot, key and value tuples, ints
+_EDGE_OVERHEAD = 250  # bytes per cached edge record, at most: its ints, their column slots,
+# its (day, slot) and an entry of the index a lookup builds
 _ORDINAL_1970 = date(1970, 1, 1).toordinal()
 
 

@@ -1,4 +1,4 @@
-"""Usage queries: parameter validation, and totals/series from day values and their prefix sums."""
+"""Usage queries: parameter validation, and totals and series from month rows and day values."""
 
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ def app_days(buckets: list[tuple[int, int, int]]) -> AppDays:
     return AppDays.from_days({day: DayUsage(1, slots) for day, slots in days.items()})
 
 
-def test_app_days_prefix_sums() -> None:
+def test_app_days_sums_between_instants() -> None:
     series = app_days([(BUCKET_MS * 2, 1, 10), (0, 2, 20), (BUCKET_MS * 5, 4, 40)])
     assert series.between(0, BUCKET_MS * 6) == (3, 7, 70)
     assert series.between(0, BUCKET_MS * 5) == (2, 3, 30)  # a bucket at ``end`` is excluded

@@ -19,7 +19,7 @@ from view.codec import (
     decode_day,
     edge_usage,
     encode,
-    entry,
+    entries,
     month_days,
     narrow,
 )
@@ -149,7 +149,7 @@ def test_narrow_entries_are_17_bytes_and_keep_64_bit_totals() -> None:
     assert narrow(wider) == wider  # 2**64 micro-credits do not fit: the entry stays wide
 
 
-def test_edge_records_decode_narrow_and_wide_runs() -> None:
+def test_edge_usage_decodes_narrow_and_wide_runs() -> None:
     totals = [(3, 40, 5_000_000), (0, 0, 0), (96, 2**63, 2**64 - 1)]
     edges = [(20_000, 4), (20_001, 4), (20_002, 95)]
     wide = b"".join(day_total(_day_with(*t)) for t in totals)
@@ -158,10 +158,10 @@ def test_edge_records_decode_narrow_and_wide_runs() -> None:
     assert dict(edge_usage(narrowed, edges)) == dict(zip(edges, totals, strict=True))
     huge = (1, 2**95, BIG)
     assert edge_usage(day_total(_day_with(*huge)), edges[:1])[edges[0]] == huge
-    # entry() packs the same bytes: narrow when every total fits 64 bits, else wide.
-    assert b"".join(map(entry, totals)) == narrowed
-    assert entry(huge) == day_total(_day_with(*huge))
-    assert [len(entry(t)) for t in ((96, 2**64 - 1, 2**64 - 1), (0, 0, 2**64))] == [17, 33]
+    # entries() packs the same bytes: all narrow when every total fits 64 bits, else all wide.
+    assert entries(totals) == narrowed
+    assert entries([*totals, huge]) == wide + day_total(_day_with(*huge))
+    assert len(entries([(96, 2**64 - 1, 2**64 - 1)])) == NARROW_SIZE
 
 
 def _day_with(buckets: int, calls: int, micro: int) -> DayUsage:
