@@ -460,7 +460,7 @@ def render_usage(query: UsageQuery, apps: Mapping[str, AppDays]) -> bytes:
     tz = query.tz
     series = _series(query, edges, names, columns) if query.window != "none" else []
     app_rows = [
-        {"app_id": name, "calls": calls, "credits": format_micro(micro)}
+        {"app_id": name, "calls": _json_count(calls), "credits": format_micro(micro)}
         for name, (buckets, calls, micro) in zip(names, totals, strict=True)
         if buckets
     ]
@@ -473,13 +473,18 @@ def render_usage(query: UsageQuery, apps: Mapping[str, AppDays]) -> bytes:
             "window": query.window,
             "group_by": query.group_by,
             "total": {
-                "calls": sum(calls for _, calls, _ in totals),
+                "calls": _json_count(sum(calls for _, calls, _ in totals)),
                 "credits": format_micro(sum(micro for _, _, micro in totals)),
             },
             "apps": app_rows if query.group_by == "app" else None,
             "series": series,
         }
     )
+
+
+def _json_count(count: int) -> int | orjson.Fragment:
+    """A count for orjson, which refuses integers past 64 bits (the view holds 96-bit calls)."""
+    return count if count < 1 << 63 else orjson.Fragment(b"%d" % count)
 
 
 _Column = tuple[list[int], list[int], list[int]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -310,6 +311,15 @@ def test_series_where_every_app_has_usage_in_every_window(name: str) -> None:
 def test_zero_valued_bucket_still_lists_the_app() -> None:
     apps = {"quiet": app_days([(utc(2026, 3, 8, 12), 0, 0)])}
     assert answer_of(query(), apps)["apps"] == [{"app_id": "quiet", "calls": 0, "credits": "0"}]
+
+
+def test_calls_beyond_64_bits_render_exactly() -> None:
+    # A day's calls may reach 96 bits in the view; orjson alone refuses integers past 64.
+    apps = {app: app_days([(utc(2026, 3, 8, 12), 2**64 - 1, 1)]) for app in ("a", "b")}
+    answer = json.loads(render_usage(query(group_by="app"), apps))  # orjson reads them as floats
+    assert answer["total"]["calls"] == 2 * (2**64 - 1)
+    assert [row["calls"] for row in answer["apps"]] == [2**64 - 1] * 2
+    assert answer["series"][1]["calls"] == 2 * (2**64 - 1)
 
 
 def test_totals_beyond_one_event_bound_stay_exact() -> None:
