@@ -427,10 +427,18 @@ def _spread(column: Sequence[int], slots: Sequence[int]) -> list[int]:
     return [next(values) if slot else 0 for slot in slots]
 
 
-@lru_cache(maxsize=1024)
 def query_edges(query: UsageQuery) -> tuple[int, ...]:
-    """:attr:`UsageQuery.edges`, computed once per query (the reader and the math both ask)."""
-    return tuple(query.edges)
+    """:attr:`UsageQuery.edges`, computed once per range, zone and window.
+
+    The reader and the math both ask, and dashboards of many accounts ask the same calendar
+    (this month, in the same zone): the account is no part of the key.
+    """
+    return _edges(query.start_ms, query.end_ms, query.tz, query.window)
+
+
+@lru_cache(maxsize=1024)
+def _edges(start_ms: int, end_ms: int, tz: ZoneInfo, window: Window) -> tuple[int, ...]:
+    return tuple(boundaries(start_ms, end_ms, tz, window))
 
 
 # Window edges of the same zone recur across queries (days, months), and rendering them costs

@@ -26,6 +26,7 @@ from core.usage import (
     UsageQuery,
     edge_parts,
     parse_usage_query,
+    query_edges,
     render_usage,
 )
 from tests.core.support import FAST, HOUR, THOROUGH
@@ -481,3 +482,14 @@ def test_edge_usage_reads_like_a_mapping_and_joins_later_reads() -> None:
     joined = first.joined(later)
     assert dict(joined) == {(1, 4): (1, 10, 100), (2, 4): (5, 50, 500), (3, 8): (3, 30, 300)}
     assert EdgeUsage([], (), (), ()).joined(later) is later
+
+
+def test_window_edges_are_computed_once_for_every_account_asking_the_same_calendar() -> None:
+    first = parse_usage_query(
+        "acme", "2026-01-01", "2026-12-01", "Asia/Kolkata", "day", None, "UTC"
+    )
+    other = parse_usage_query(
+        "zeta", "2026-01-01", "2026-12-01", "Asia/Kolkata", "day", None, "UTC"
+    )
+    assert query_edges(first) is query_edges(other)
+    assert list(query_edges(first)) == first.edges
