@@ -8,10 +8,10 @@ them (30% of the 15-minute buckets non-empty, 1-20 calls and up to 50 credits ea
 bytes the view's read returns for the phase's one-year query (local dates ``[D - 365 days,
 D)`` with ``D`` in the last month, ``window=day&group_by=app``, in a random zone of the same
 20 as ``bench/scale_queries.lua``): per month and app, the month row and the edge records
-``read_days.lua`` cuts. Then times what the API does with them: decode (as
-``view.reader`` does for an uncached read), :func:`core.usage.render_usage`. Reports the fastest of ``R`` passes
-(the least disturbed by other work on the machine) and their median, in ms per answer. The
-rest of an answer's CPU (the Redis call, HTTP) is the view phase's to measure.
+``read_days.lua`` cuts. Then times what the API does with them: decode (as ``view.reader``
+does for an uncached read), :func:`core.usage.render_usage`. Reports the fastest of ``R``
+passes (the least disturbed by other work on the machine) and their median, in ms per answer.
+The rest of an answer's CPU (the Redis call, HTTP) is the view phase's to measure.
 """
 
 from __future__ import annotations
@@ -27,9 +27,6 @@ from typing import NamedTuple
 from bench.scale_build import History, day_templates
 from core.days import DayUsage, iso_day
 from core.usage import (
-    AppDays,
-    EdgeUsage,
-    MonthDays,
     SlotPrefix,
     UsageQuery,
     edge_parts,
@@ -38,7 +35,8 @@ from core.usage import (
     query_edges,
     render_usage,
 )
-from view.codec import DAYS_PER_MONTH, edge_usage, entries, month_days
+from view.codec import DAYS_PER_MONTH, edge_usage, entries
+from view.reader import usage_by_app
 
 ZONES = (
     "UTC", "Europe/London", "Europe/Berlin", "America/New_York", "America/Los_Angeles",
@@ -52,7 +50,7 @@ class _Month(NamedTuple):
     """One month of an account as the view's read returns it: bytes, per app."""
 
     month: int
-    edges: list[tuple[int, int]]
+    edges: tuple[tuple[int, int], ...]
     """The query's edges inside a day of this month, in order: one record each per app."""
     rows: dict[str, bytes]
     records: dict[str, bytes]
@@ -63,7 +61,7 @@ def _as_read(query: UsageQuery, apps: dict[str, dict[int, DayUsage]]) -> list[_M
     parts = edge_parts(query_edges(query))
     read = []
     for month in range(parts[0].month, parts[-1].month + 1):
-        edges = [(edge.day, edge.slot) for edge in parts if edge.month == month and edge.slot]
+        edges = tuple((edge.day, edge.slot) for edge in parts if edge.month == month and edge.slot)
         rows, records = {}, {}
         for name, days in apps.items():
             totals = [(0, 0, 0)] * DAYS_PER_MONTH
@@ -82,16 +80,12 @@ def _as_read(query: UsageQuery, apps: dict[str, dict[int, DayUsage]]) -> list[_M
 
 
 def answer(query: UsageQuery, read: list[_Month]) -> bytes:
-    """The API's work on a read's reply (as :class:`view.reader.ViewReader` decodes it)."""
-    months: dict[str, dict[int, MonthDays]] = {}
-    edges: dict[str, dict[int, EdgeUsage]] = {}
-    for month, asked, rows, records in read:
-        for name, row in rows.items():
-            months.setdefault(name, {})[month] = month_days(row)
-        for name, blob in records.items():
-            edges.setdefault(name, {})[month] = edge_usage(blob, asked)
-    apps = {name: AppDays(days, edges.get(name, {})) for name, days in months.items()}
-    return render_usage(query, apps)
+    """The API's work on a read's reply (decoded as :class:`view.reader.ViewReader` does)."""
+    months = {
+        month: (rows, {name: edge_usage(blob, asked) for name, blob in records.items()})
+        for month, asked, rows, records in read
+    }
+    return render_usage(query, usage_by_app(months))
 
 
 def measure(accounts: int, repeats: int, seed: int = 7) -> dict[str, object]:

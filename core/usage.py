@@ -501,8 +501,9 @@ _Column = tuple[list[int], list[int], list[int]]
 # for orjson to walk: a one-year daily per-app series has ~4,000 cells, and building and
 # serialising them was most of its answer's CPU. Window edges are ISO texts and app ids are
 # escaped by orjson, so nothing in a template needs escaping but a ``%`` in an app id.
-_POINT = '{"start":"%s","end":"%s","calls":%d,"credits":"%s","apps":%s},'
-_CELL = ',"calls":%d,"credits":"%s"}\0'
+_POINT_HEAD = '{"start":"%s","end":"%s","calls":%d,"credits":"%s","apps":'
+_POINT = _POINT_HEAD + "%s},"
+_CELL_TAIL = ',"calls":%d,"credits":"%s"}'
 
 
 def _series(
@@ -544,39 +545,33 @@ def _every_app_points(
     The common case of a long series of active apps: one template of the whole point, instead
     of each app's cells rendered apart and then joined window by window.
     """
-    cells = ",".join(
-        '{"app_id":' + _template_text(name) + ',"calls":%d,"credits":"%s"}' for name in names
-    )
-    point = '{"start":"%s","end":"%s","calls":%d,"credits":"%s","apps":[' + cells + "]},"
+    cells = ",".join(_cell_template(name) for name in names)
+    point = _POINT_HEAD + "[" + cells + "]},"
     values = list(totals)
     for _, calls, micro in columns:
         values += (calls, format_micros(micro))
     return (point * windows) % _by_window(values)
 
 
-def _template_text(name: str) -> str:
-    """An app id as JSON text inside a ``%`` template."""
-    return orjson.dumps(name).decode().replace("%", "%%")
+def _cell_template(name: str) -> str:
+    """An app's cell of a point as a ``%`` template of its calls and credits."""
+    return '{"app_id":' + orjson.dumps(name).decode().replace("%", "%%") + _CELL_TAIL
 
 
 def _app_rows(names: list[str], columns: list[_Column], windows: int) -> list[str]:
-    """Per window, the JSON array of its apps' usage (apps without a bucket there left out)."""
+    """Per window, the JSON array of its apps' usage (apps without a bucket there left out).
+
+    For a series where some app has no bucket in some window (the others take
+    :func:`_every_app_points`): each app's cells come from one template, split at NULs.
+    """
     if not names:
         return ["[]"] * windows
     cells: list[list[str]] = []
-    gaps = False
     for name, (buckets, calls, micro) in zip(names, columns, strict=True):
-        template = '{"app_id":' + _template_text(name) + _CELL
-        texts = (
-            (template * windows)
-            % tuple(chain.from_iterable(zip(calls, format_micros(micro), strict=True)))
-        ).split("\0")
+        template = _cell_template(name) + "\0"
+        texts = ((template * windows) % _by_window([calls, format_micros(micro)])).split("\0")
         texts.pop()  # after the last separator
         if 0 in buckets:
-            gaps = True
             texts = [text if seen else "" for seen, text in zip(buckets, texts, strict=True)]
         cells.append(texts)
-    by_window = zip(*cells, strict=True)
-    if gaps:
-        return ["[" + ",".join(filter(None, window)) + "]" for window in by_window]
-    return ["[" + row + "]" for row in map(",".join, by_window)]
+    return ["[" + ",".join(filter(None, window)) + "]" for window in zip(*cells, strict=True)]

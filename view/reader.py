@@ -16,7 +16,7 @@ import asyncio
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, cast
@@ -30,7 +30,7 @@ from view.connection import Client, lua
 from view.epoch import PENDING, ViewEpoch
 from view.keys import ViewKeys, alert_of_delivery, alerts_key, as_text, deliveries_key, month_id
 
-__all__ = ("AccountUsage", "ViewNotReady", "ViewReader")
+__all__ = ("AccountUsage", "ViewNotReady", "ViewReader", "usage_by_app")
 
 _MONTHS_AT_ONCE = 36  # longer ranges first ask which months hold usage
 _ENTRY_OVERHEAD = 120  # bytes per cached value beyond its own length (object headers)
@@ -180,14 +180,7 @@ class ViewReader:
             with_usage = (_month_index(name) for name in changes.keys() - {"#"})
             months = sorted(month for month in with_usage if first <= month <= last)
         marker, changes, held = await self._call(account_id, months, inside)
-        by_month: dict[str, dict[int, MonthDays]] = {}
-        by_edge: dict[str, dict[int, EdgeUsage]] = {}
-        for month, entry in held.items():
-            for app, row in entry.totals.items():
-                by_month.setdefault(app, {})[month] = month_days(row)
-            for app, found in entry.edges.items():
-                by_edge.setdefault(app, {})[month] = found
-        apps = {app: AppDays(rows, edges=by_edge.get(app, {})) for app, rows in by_month.items()}
+        apps = usage_by_app({month: (entry.totals, entry.edges) for month, entry in held.items()})
         return AccountUsage(apps, fresh, changes.get("#", 0), marker)
 
     async def _call(
@@ -244,7 +237,7 @@ class ViewReader:
                 rows = {as_text(app): row for app, row in _pairs(totals or [])}
                 entry = _Month(marker, stamp, rows)
                 read = every
-            names = [(edge.day, edge.slot) for edge in read]
+            names = tuple((edge.day, edge.slot) for edge in read)  # shared by every app
             for app, blob in _pairs(records):
                 name, read_now = as_text(app), edge_usage(blob, names)
                 earlier = entry.edges.get(name)
@@ -314,6 +307,23 @@ class ViewReader:
             )
             found.append(alert)
         return sorted(found, key=lambda a: (a["crossed_at"], a["threshold_percent"]), reverse=True)
+
+
+def usage_by_app(
+    months: Mapping[int, tuple[Mapping[str, bytes], Mapping[str, EdgeUsage]]],
+) -> dict[str, AppDays]:
+    """Per app, what the math needs of months as read: their rows (decoded here) and edges.
+
+    ``months``: month -> (app -> month row, app -> the usage before the edges read).
+    """
+    by_month: dict[str, dict[int, MonthDays]] = {}
+    by_edge: dict[str, dict[int, EdgeUsage]] = {}
+    for month, (rows, edges) in months.items():
+        for app, row in rows.items():
+            by_month.setdefault(app, {})[month] = month_days(row)
+        for app, found in edges.items():
+            by_edge.setdefault(app, {})[month] = found
+    return {app: AppDays(rows, edges=by_edge.get(app, {})) for app, rows in by_month.items()}
 
 
 def _spec(edges: list[Edge]) -> str:
