@@ -41,6 +41,7 @@ from tests.core.support import local_only
 __all__ = (
     "GatedStateLog",
     "Journal",
+    "RecordedBatch",
     "RecordingProducer",
     "RecordingView",
     "Sent",
@@ -132,6 +133,32 @@ class _Ack:
         return self._sent
 
 
+class RecordedBatch:
+    """What :meth:`RecordingProducer.create_batch` gives: records kept until the batch is sent.
+
+    Holds at most :attr:`LIMIT` records, so tests see a run's records split across batches.
+    """
+
+    LIMIT = 8
+
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
+
+    def append(
+        self,
+        *,
+        timestamp: int | None,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> object | None:
+        """Keep a record; None once the batch is full (the first record always fits)."""
+        if len(self.records) >= self.LIMIT:
+            return None
+        self.records.append((key, value, list(headers)))
+        return len(self.records)
+
+
 class RecordingProducer:
     """A :class:`streams.processor.RecordProducer` that keeps every record, as a topic would.
 
@@ -167,6 +194,29 @@ class RecordingProducer:
             self._next[place] += 1
             self.sent.append(sent)
         return _Ack(self.journal, sent, error)
+
+    def create_batch(self) -> RecordedBatch:
+        """An empty batch, as aiokafka's ``create_batch`` gives."""
+        return RecordedBatch()
+
+    async def send_batch(
+        self, batch: RecordedBatch, topic: str, *, partition: int
+    ) -> Awaitable[Sent]:
+        """Keep every record of a batch, or none if one is refused: Kafka takes a batch whole.
+
+        Acknowledged with its first record (whose offset the batch's others follow).
+        """
+        kept = []
+        error = None
+        place = (topic, partition)
+        for key, value, headers in batch.records:
+            self.journal.add("send", topic)
+            error = error or self.refuse(topic, value)
+            kept.append(Sent(topic, key, value, partition, headers, self._next[place] + len(kept)))
+        if error is None:
+            self._next[place] += len(kept)
+            self.sent += kept
+        return _Ack(self.journal, kept[0], error)
 
     def topic(self, topic: str) -> list[Sent]:
         """The records kept for ``topic``, in order."""

@@ -20,6 +20,7 @@ from aiokafka.errors import (
 from config.settings import Settings
 from streams.processor import Processor
 from streams.records import OutRecord
+from tests.streams.fakes import RecordedBatch
 
 
 class _Metadata:
@@ -33,6 +34,7 @@ class _Producer:
     def __init__(self, refuse: Any) -> None:
         self.refuse = refuse
         self.sent: list[bytes | None] = []
+        self.batches: list[int] = []  # the size of each batch sent
 
     async def send(self, topic: str, value: bytes | None, **_: Any) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -42,6 +44,27 @@ class _Producer:
             raise error  # aiokafka raises over max_request_size before queueing
         if error is None:
             future.set_result(_Metadata(len(self.sent) - 1))  # what aiokafka's future gives
+        else:
+            future.set_exception(error)
+        return future
+
+    def create_batch(self) -> RecordedBatch:
+        return RecordedBatch()
+
+    async def send_batch(
+        self, batch: RecordedBatch, topic: str, *, partition: int
+    ) -> asyncio.Future[Any]:
+        """A batch is refused whole when one of its records would be."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        first = len(self.sent)
+        self.batches.append(len(batch.records))
+        errors = [
+            self.refuse(topic, value, first + i) for i, (_, value, _) in enumerate(batch.records)
+        ]
+        self.sent += [value for _, value, _ in batch.records]
+        error = next((e for e in errors if e is not None), None)
+        if error is None:
+            future.set_result(_Metadata(first))
         else:
             future.set_exception(error)
         return future
@@ -103,3 +126,22 @@ async def test_transient_errors_resend_everything_in_order_with_fallbacks_in_pla
     ]
     await _publish(_processor(producer), records)
     assert producer.sent == [b"v1", b"huge", b"v2", b"v1", b"minimal", b"v2"]
+
+
+async def test_records_of_one_given_partition_go_as_batches_with_their_own_offsets() -> None:
+    producer = _Producer(lambda topic, v, n: None)
+    state = [OutRecord("state", b"k%d" % i, b"s%d" % i, 0) for i in range(19)]
+    records = [*state[:10], OutRecord("buckets", b"k", b"day"), *state[10:]]
+    offsets = await _publish(_processor(producer), records)
+    assert producer.sent == [r.value for r in records]
+    assert offsets == list(range(len(records)))  # each record's place, batched or not
+    # 10 state-log records (8 + 2), the day record alone, then 9 (8 + 1).
+    assert producer.batches == [8, 2, 8, 1]
+
+
+async def test_a_batch_failing_transiently_is_sent_again_with_everything_after_it() -> None:
+    producer = _Producer(lambda topic, v, n: KafkaConnectionError() if n == 3 else None)
+    records = [OutRecord("state", b"k", b"s%d" % i, 0) for i in range(10)]
+    await _publish(_processor(producer), records)
+    values = [r.value for r in records]
+    assert producer.sent == values + values  # the first try's two batches, then all again
