@@ -11,12 +11,13 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Final, cast
 
 import msgspec
 
+from core.buckets import to_epoch_ms
 from core.excerpt import clip, excerpt
 from core.jsontext import repeated_key, split_array
 from core.money import MAX_EVENT_MICRO, CreditsError, micro_from_json_number, micro_from_text
@@ -163,11 +164,9 @@ def _explain(error: msgspec.ValidationError) -> str:
     return clip(f"{match.group(1)}: {message[: match.start()]}")
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 # occurred_at must fall in [1970, 9000): far outside any horizon, yet never near datetime's
 # limits, so arithmetic and formatting on an event's time cannot overflow.
-_LAST_MS = (datetime(9000, 1, 1, tzinfo=UTC) - _EPOCH) // _MS
+_LAST_MS = to_epoch_ms(datetime(9000, 1, 1, tzinfo=UTC))
 _TOO_DEEP = "nested too deeply (an event is a flat object with one flat object, attributes)"
 
 
@@ -271,7 +270,7 @@ def _fast(fields: _CommonFields, index: int | None, source: bytes) -> Event | No
         if len(_known_credits) > _CACHE_ENTRIES:  # prices repeat; the cache saves parsing
             _known_credits.clear()
         _known_credits[credits] = micro
-    occurred_ms = (fields.occurred_at - _EPOCH) // _MS
+    occurred_ms = to_epoch_ms(fields.occurred_at)
     if fields.attributes or not 0 <= occurred_ms < _LAST_MS:
         return None
     calls = fields.calls
@@ -317,7 +316,7 @@ def _checked(
         if problem is not None:
             reason, detail = problem
             return Rejection(reason, f"attributes: {detail}", index, raw)
-    occurred_ms = (fields.occurred_at - _EPOCH) // _MS
+    occurred_ms = to_epoch_ms(fields.occurred_at)
     if not 0 <= occurred_ms < _LAST_MS:
         problem_text = "occurred_at: must be from 1970-01-01 to before 9000-01-01"
         return Rejection(Reason.INVALID_EVENT, problem_text, index, raw)
