@@ -33,7 +33,7 @@ from core.days import DAY_MS, DayKey, DayUsage
 from core.events import Event, Reason, Rejection, decode_body
 from core.ledger import PeriodKey, PeriodLedger, PeriodTotal, TermsLookup
 from core.state import StateReader
-from core.statecodec import decode_day, id_key, merge_day, version_of
+from core.statecodec import decode_day, id_keys, merge_day, version_of
 
 __all__ = (
     "BatchOutcome",
@@ -265,33 +265,30 @@ class _Run:
 
     def judge(self, work: list[tuple[SourceRecord, Event]]) -> None:
         """Dedup and count queued events, in order, with one batched read of ids and days."""
-        keys = [
-            id_key(event.occurred_ms // DAY_MS, event.account_id, event.event_id)
-            for _, event in work
-        ]
-        self._load_days(work)
+        keys = id_keys([event for _, event in work])
+        places = self._load_days(work)
         seen = self.reader.seen(keys)
         run_ids = self.ids
         cells = self.cells
         out = self.out
         new_ids = out.new_ids
+        terms_of = self._terms
         accepted = duplicates = 0
-        for (record, event), key, stored in zip(work, keys, seen, strict=True):
+        for (record, event), key, place, stored in zip(work, keys, places, seen, strict=True):
             if stored is not None or key in run_ids:
                 duplicates += 1
                 continue
             run_ids.add(key)
-            occurred = event.occurred_ms
-            day = occurred // DAY_MS
+            day = place[2]
             ids = new_ids.get(day)
             if ids is None:
                 ids = new_ids[day] = []
             ids.append(key)
             accepted += 1
-            cell = cells[(event.account_id, event.app_id, day)]
+            cell = cells[place]
             in_day = cell.counted >= record.offset
             if not in_day:
-                slot = occurred % DAY_MS // BUCKET_MS
+                slot = event.occurred_ms % DAY_MS // BUCKET_MS
                 added = cell.added.get(slot)
                 if added is None:
                     cell.added[slot] = [event.calls, event.micro]
@@ -299,33 +296,32 @@ class _Run:
                     added[0] += event.calls
                     added[1] += event.micro
                 cell.version = record.offset
-            terms = self._terms_of(event.account_id)
-            if terms is not None:
-                self._count_period(terms, record, event, in_day)
+            if self.terms_for is not None:
+                account = event.account_id
+                terms = terms_of[account] if account in terms_of else self._terms_of(account)
+                if terms is not None:
+                    self._count_period(terms, record, event, in_day)
         out.accepted += accepted
         out.duplicates += duplicates
 
-    def _load_days(self, work: list[tuple[SourceRecord, Event]]) -> None:
+    def _load_days(self, work: list[tuple[SourceRecord, Event]]) -> list[tuple[str, str, int]]:
+        """Read the days ``work`` touches that the run has not read yet; each event's day."""
+        places = [
+            (event.account_id, event.app_id, event.occurred_ms // DAY_MS) for _, event in work
+        ]
         cells = self.cells
-        missing = {
-            cell
-            for _, event in work
-            if (cell := (event.account_id, event.app_id, event.occurred_ms // DAY_MS)) not in cells
-        }
-        if not missing:
-            return
-        wanted = [DayKey(*key) for key in missing]
-        for key, stored in zip(wanted, self.reader.day_values(wanted), strict=True):
-            cells[(key.account_id, key.app_id, key.day)] = _Cell(stored)
+        missing = {place for place in places if place not in cells}
+        if missing:
+            wanted = [DayKey(*key) for key in missing]
+            for key, stored in zip(wanted, self.reader.day_values(wanted), strict=True):
+                cells[(key.account_id, key.app_id, key.day)] = _Cell(stored)
+        return places
 
     def _terms_of(self, account_id: str) -> Terms | None:
-        if self.terms_for is None:
-            return None
-        try:
-            return self._terms[account_id]
-        except KeyError:
-            terms = self._terms[account_id] = self.terms_for(account_id)
-            return terms
+        """An account's terms, asked of ``terms_for`` once per run."""
+        assert self.terms_for is not None
+        terms = self._terms[account_id] = self.terms_for(account_id)
+        return terms
 
     def _count_period(self, terms: Terms, record: SourceRecord, event: Event, in_day: bool) -> None:
         """Count an accepted event toward its period (``in_day``: its stored day has it)."""

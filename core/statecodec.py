@@ -37,13 +37,16 @@ import struct
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Final, cast
+from typing import TYPE_CHECKING, Final, cast
 
 import msgspec
 
 from core.alerts import AlertKey
-from core.days import Bucket, DayKey, DayUsage
+from core.days import DAY_MS, Bucket, DayKey, DayUsage
 from core.ledger import PeriodKey, PeriodTotal
+
+if TYPE_CHECKING:
+    from core.events import Event
 
 __all__ = (
     "DAY_PREFIX",
@@ -60,6 +63,7 @@ __all__ = (
     "encode_day",
     "encode_total",
     "id_key",
+    "id_keys",
     "merge_day",
     "parse_alert_key",
     "parse_counter_key",
@@ -77,6 +81,7 @@ FORMAT_VERSION: Final = 2
 DAY_PREFIX: Final = 4
 TAG_BYTES: Final = 4
 _U32 = struct.Struct(">I")
+_ID_KEY = b"%b%b\0%b"  # day, account, event id
 _VERSION = struct.Struct(">q")
 _SEGMENT = struct.Struct(">I4sI")
 
@@ -93,7 +98,20 @@ class Kind:
 
 def id_key(day: int, account_id: str, event_id: str) -> bytes:
     """Key of a remembered id (the dedup key is the account, the event id and its day)."""
-    return _U32.pack(day) + f"{account_id}\0{event_id}".encode()
+    return _ID_KEY % (_U32.pack(day), account_id.encode(), event_id.encode())
+
+
+def id_keys(events: Iterable[Event]) -> list[bytes]:
+    """:func:`id_key` of each event, on the UTC day it occurred.
+
+    One call for a slice of a run: the worker makes a key for every event, and a call per
+    key was a fifth of the key's cost.
+    """
+    pack = _U32.pack
+    return [
+        _ID_KEY % (pack(e.occurred_ms // DAY_MS), e.account_id.encode(), e.event_id.encode())
+        for e in events
+    ]
 
 
 def day_key(key: DayKey) -> bytes:
