@@ -18,7 +18,16 @@ import redis
 from bench.load import producer as kafka_producer
 from bench.namespace import Namespace, Process, creditflow
 from config.topics import ensure_topics
-from core.days import DAY_MS, SLOTS_PER_DAY, Bucket, DayKey, DayUsage, day_record, day_record_key
+from core.days import (
+    DAY_MS,
+    SLOTS_PER_DAY,
+    Bucket,
+    DayColumns,
+    DayKey,
+    DayUsage,
+    day_record,
+    day_record_key,
+)
 from view import counters
 from view.connection import connect
 from view.epoch import ViewEpoch
@@ -82,7 +91,7 @@ async def produce(namespace: Namespace, history: History, seed: int = 7) -> dict
                     pending.append(
                         await producer.send(
                             settings.buckets_topic,
-                            day_record(key, usage, 0),
+                            day_record(key, usage.columns(), 0),
                             key=day_record_key(key),
                         )
                     )
@@ -214,7 +223,7 @@ async def dense_sample(
     last = History().last_day
     written = 0
     try:
-        batch: list[tuple[DayKey, DayUsage]] = []
+        batch: list[tuple[DayKey, DayColumns]] = []
         for account in range(accounts):
             for app in range(apps):
                 for day in range(last - days, last):
@@ -225,7 +234,7 @@ async def dense_sample(
                     batch.append(
                         (
                             DayKey(f"dense-{account}", f"app-{app}", day),
-                            DayUsage(day * DAY_MS, slots),
+                            DayUsage(day * DAY_MS, slots).columns(),
                         )
                     )
                     if len(batch) == 20_000:

@@ -13,6 +13,7 @@ publishes one record, not 40.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Final, NamedTuple
@@ -27,6 +28,7 @@ __all__ = (
     "DAY_RECORD_FORMAT",
     "SLOTS_PER_DAY",
     "Bucket",
+    "DayColumns",
     "DayKey",
     "DayRecordError",
     "DayUsage",
@@ -72,17 +74,28 @@ class DayUsage(NamedTuple):
             sum(bucket.micro for bucket in self.slots.values()),
         )
 
-    def columns(self) -> tuple[list[int], tuple[int, ...], tuple[int, ...]]:
-        """The non-empty slots in order, and their calls and micro-credits, as columns.
-
-        Every published day is encoded twice (its bucket record, its view value); columns let
-        both work in C loops (zip, map, accumulate) instead of a tuple per bucket.
-        """
+    def columns(self) -> DayColumns:
+        """The same day as columns (what publication encodes)."""
         order = sorted(self.slots)
         if not order:
-            return order, (), ()
+            return DayColumns(self.version, order, (), ())
         calls, micro = zip(*map(self.slots.__getitem__, order), strict=True)
-        return order, calls, micro
+        return DayColumns(self.version, order, calls, micro)
+
+
+class DayColumns(NamedTuple):
+    """A day's usage as columns: version, non-empty slots in order, their calls and micro.
+
+    The form every published day is encoded from (its bucket record, its view value): both
+    encodings run C loops (zip, map, accumulate) over columns instead of a tuple per bucket,
+    and a stored day value reads straight into columns (:func:`core.statecodec.day_columns`)
+    without building a :class:`DayUsage` first.
+    """
+
+    version: int
+    order: Sequence[int]
+    calls: Sequence[int]
+    micro: Sequence[int]
 
 
 def day_of(epoch_ms: int) -> int:
@@ -125,19 +138,18 @@ def day_record_key(key: DayKey) -> bytes:
     return f"{key.account_id}|{key.app_id}|{iso_day(key.day)}".encode()
 
 
-def day_record(key: DayKey, usage: DayUsage, source_partition: int) -> bytes:
+def day_record(key: DayKey, day: DayColumns, source_partition: int) -> bytes:
     """The JSON value of a day record (credits as exact decimal strings)."""
-    order, slot_calls, slot_micro = usage.columns()
     return _encoder.encode(
         {
             "format": DAY_RECORD_FORMAT,
             "account_id": key.account_id,
             "app_id": key.app_id,
             "day": iso_day(key.day),
-            "version": usage.version,
-            "calls": sum(slot_calls),
-            "credits": format_micro(sum(slot_micro)),
-            "slots": list(zip(order, slot_calls, map(format_micro, slot_micro), strict=True)),
+            "version": day.version,
+            "calls": sum(day.calls),
+            "credits": format_micro(sum(day.micro)),
+            "slots": list(zip(day.order, day.calls, map(format_micro, day.micro), strict=True)),
             "source_partition": source_partition,
         }
     )

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Final, cast
 import msgspec
 
 from core.alerts import AlertKey
-from core.days import DAY_MS, Bucket, DayKey, DayUsage
+from core.days import DAY_MS, Bucket, DayColumns, DayKey, DayUsage
 from core.ledger import PeriodKey, PeriodTotal
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ __all__ = (
     "Kind",
     "alert_key",
     "counter_key",
+    "day_columns",
     "day_key",
     "day_of_key",
     "day_range",
@@ -213,6 +214,12 @@ def decode_day(raw: bytes) -> DayUsage:
         version_of(raw),
         dict(zip(flat[::3], map(_bucket, zip(flat[1::3], flat[2::3], strict=True)), strict=True)),
     )
+
+
+def day_columns(raw: bytes) -> DayColumns:
+    """A stored day value as columns, for publication: slices of its flat form, no buckets."""
+    flat = _slots(raw)
+    return DayColumns(version_of(raw), flat[::3], flat[1::3], flat[2::3])
 
 
 # Bucket(calls, micro) runs the named tuple's Python-level __new__; tuple.__new__ builds the same

@@ -42,15 +42,15 @@ from aiokafka.errors import (
 )
 
 from config.settings import Settings
-from core.days import DAY_MS, DayKey, DayUsage
+from core.days import DAY_MS, DayColumns, DayKey
 from core.freshness import Progress
 from core.ledger import PeriodLedger, TermsLookup
 from core.partition import BatchOutcome, PartitionState, SourceRecord, chunked
 from core.statecodec import (
     TAG_BYTES,
+    day_columns,
     day_key,
     day_range,
-    decode_day,
     parse_day_key,
     version_of,
 )
@@ -170,7 +170,7 @@ class ViewSink(Protocol):
 
     async def write(
         self,
-        days: Iterable[tuple[DayKey, DayUsage]],
+        days: Iterable[tuple[DayKey, DayColumns]],
         progress: Mapping[int, Progress] | None = None,
         metrics: Mapping[str, int] | None = None,
         docs: Iterable[tuple[str, str, bytes]] = (),
@@ -492,19 +492,19 @@ class Processor:
         owned.ran = True
         await self._flush(owned, outcome, self._cold_days(outcome.accepted))
 
-    def _expiring(self, owned: _Owned, outcome: BatchOutcome) -> dict[DayKey, DayUsage]:
+    def _expiring(self, owned: _Owned, outcome: BatchOutcome) -> dict[DayKey, DayColumns]:
         assert outcome.expired_before_day is not None
         _, end = day_range(0, outcome.expired_before_day)
         waiting = [name for name in owned.outbox.pending if name < end]
         values = dict(self._stored_days(owned.store, waiting))
-        values.update((k, decode_day(v)) for k, v in outcome.days.items() if day_key(k) < end)
+        values.update((k, day_columns(v)) for k, v in outcome.days.items() if day_key(k) < end)
         return values
 
     @staticmethod
-    def _stored_days(store: PartitionStore, names: list[bytes]) -> list[tuple[DayKey, DayUsage]]:
+    def _stored_days(store: PartitionStore, names: list[bytes]) -> list[tuple[DayKey, DayColumns]]:
         raws = store.get_many("days", names)
         return [
-            (parse_day_key(name), decode_day(raw[TAG_BYTES:]))
+            (parse_day_key(name), day_columns(raw[TAG_BYTES:]))
             for name, raw in zip(names, raws, strict=True)
             if raw is not None
         ]
@@ -535,7 +535,7 @@ class Processor:
             if value is None:
                 stored.append(name)
             else:
-                days.append((key, decode_day(value)))
+                days.append((key, day_columns(value)))
         days += self._stored_days(owned.store, stored)
         if days:
             await self._publish(day_records(days, state.partition, self.settings.buckets_topic))
@@ -549,7 +549,7 @@ class Processor:
         await self.writer.write((), self._progress_of([owned]))
 
     async def _update_view(
-        self, days: list[tuple[DayKey, DayUsage]], outcome: BatchOutcome | None
+        self, days: list[tuple[DayKey, DayColumns]], outcome: BatchOutcome | None
     ) -> bool:
         """Write days, alerts and counters to the view; False if Redis failed (retried later)."""
         docs: list[tuple[str, str, bytes]] = []

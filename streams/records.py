@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from core.buckets import iso_utc
-from core.days import DayKey, DayUsage, day_record, day_record_key
+from core.days import DayColumns, DayKey, day_record, day_record_key
 from core.events import Event, Reason, Rejection
 from core.excerpt import clip
 from core.partition import BatchOutcome, SourceRecord
@@ -61,12 +61,12 @@ class OutRecord:
 
 
 def day_records(
-    days: Iterable[tuple[DayKey, DayUsage]], source_partition: int, topic: str
+    days: Iterable[tuple[DayKey, DayColumns]], source_partition: int, topic: str
 ) -> list[OutRecord]:
     """One absolute-value day record per day (format 2, :mod:`core.days`)."""
     return [
-        OutRecord(topic, day_record_key(key), day_record(key, usage, source_partition))
-        for key, usage in days
+        OutRecord(topic, day_record_key(key), day_record(key, day, source_partition))
+        for key, day in days
     ]
 
 

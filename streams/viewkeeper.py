@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from config.settings import Settings
 from config.topics import partitions_of
-from core.days import DayKey, DayRecordError, DayUsage, parse_day_record
+from core.days import DayColumns, DayKey, DayRecordError, parse_day_record
 from streams.replay import replay
 from view import counters
 from view.connection import Client
@@ -167,16 +167,18 @@ class ViewKeeper:
     async def _rebuild(self, progress: RebuildProgress) -> None:
         """Replay day records, then alerts and delivery statuses, into Redis."""
         async for batch in self._replay(self.settings.buckets_topic):
-            days: list[tuple[DayKey, DayUsage]] = []
+            days: list[tuple[DayKey, DayColumns]] = []
             for message in batch:
                 if message.value is None:
                     continue
                 try:
-                    days.append(parse_day_record(message.value))
+                    key, usage = parse_day_record(message.value)
                 except DayRecordError as error:
                     self._unreadable(progress, message, str(error))
+                else:
+                    days.append((key, usage.columns()))
             await self._write(days, [])
-            progress.add(len(days), sum(len(usage.slots) for _, usage in days))
+            progress.add(len(days), sum(len(day.order) for _, day in days))
         for topic, as_doc in (
             (self.settings.alerts_topic, _alert_doc),
             (self.settings.deliveries_topic, _delivery_doc),
@@ -213,7 +215,7 @@ class ViewKeeper:
         return batches()
 
     async def _write(
-        self, days: list[tuple[DayKey, DayUsage]], docs: list[tuple[str, str, bytes]]
+        self, days: list[tuple[DayKey, DayColumns]], docs: list[tuple[str, str, bytes]]
     ) -> None:
         if not await self._writer.write(days, docs=docs):
             raise RedisError("view write failed during rebuild")

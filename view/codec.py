@@ -30,7 +30,7 @@ from functools import lru_cache
 from itertools import accumulate
 from typing import Final
 
-from core.days import SLOTS_PER_DAY, Bucket, DayUsage
+from core.days import SLOTS_PER_DAY, Bucket, DayColumns, DayUsage
 from core.usage import EdgeUsage, MonthDays, Totals
 
 __all__ = (
@@ -69,25 +69,25 @@ class ViewValueError(ValueError):
     """A day value the view cannot hold (negative, or beyond any sum of real events)."""
 
 
-def encode(usage: DayUsage) -> tuple[bytes, bytes]:
+def encode(day: DayColumns) -> tuple[bytes, bytes]:
     """A day's ``s`` value (version, slot bitmap, widths, running totals) and month-row entry.
 
     :class:`ViewValueError` for a day the view cannot hold.
     """
     # A column at a time: a dense day took 42 us slot by slot, ~25 us so.
-    order, slot_calls, slot_micro = usage.columns()
+    version, order, slot_calls, slot_micro = day
     calls = list(accumulate(slot_calls, initial=0))
     micro = list(accumulate(slot_micro, initial=0))
     lowest = min(min(slot_calls, default=0), min(slot_micro, default=0))
     if (
-        usage.version < 0
+        version < 0
         or lowest < 0
         or (order and not 0 <= order[0] <= order[-1] < SLOTS_PER_DAY)
         or calls[-1] >= _CALLS_LIMIT
         or micro[-1] >= _MICRO_LIMIT
     ):
         raise ViewValueError(
-            f"day out of range for the view (version {usage.version}, slots "
+            f"day out of range for the view (version {version}, slots "
             f"{order[0] if order else '-'}..{order[-1] if order else '-'}, "
             f"{str(calls[-1])[:40]} calls, {str(micro[-1])[:60]} micro-credits, lowest {lowest})"
         )
@@ -104,7 +104,7 @@ def encode(usage: DayUsage) -> tuple[bytes, bytes]:
     bitmap_bytes = bitmap.to_bytes(_BITMAP_BYTES, "little")
     value = b"".join(
         (
-            b"%d:" % usage.version,
+            b"%d:" % version,
             bitmap_bytes,
             bytes((calls_width | _COUNTED, micro_width)),
             bytes(accumulate(byte.bit_count() for byte in bitmap_bytes[:_COUNTS])),

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from redis.exceptions import RedisError
 
-from core.days import DayKey, DayUsage
+from core.days import DayColumns, DayKey
 from core.freshness import Progress
 from core.usage import month_day
 from view.codec import ViewValueError, encode, narrow
@@ -63,7 +63,7 @@ class ViewWriter:
 
     async def write(
         self,
-        days: Iterable[tuple[DayKey, DayUsage]],
+        days: Iterable[tuple[DayKey, DayColumns]],
         progress: Mapping[int, Progress] | None = None,
         metrics: Mapping[str, int] | None = None,
         docs: Iterable[tuple[str, str, bytes]] = (),
@@ -76,8 +76,8 @@ class ViewWriter:
         pending for the next flush.
         """
         unwritable = 0
-        for key, usage in days:
-            unwritable += not self._remember(key, usage)
+        for key, day in days:
+            unwritable += not self._remember(key, day)
         for name, field, body in docs:
             self._pending_docs[(self.keys.name(name), field)] = body
         for name, increment in (metrics or {}).items():
@@ -88,17 +88,16 @@ class ViewWriter:
             )
         return await self.flush(progress)
 
-    def _remember(self, key: DayKey, usage: DayUsage) -> bool:
+    def _remember(self, key: DayKey, day: DayColumns) -> bool:
         known = self._pending.get(key)
-        if known is not None and known.version >= usage.version:
+        if known is not None and known.version >= day.version:
             return True
         try:
-            value, entry = encode(usage)
+            value, entry = encode(day)
         except ViewValueError as error:
             logger.error("day %s left out of the view: %s", key, error)
             return False
-        day = _Day(usage.version, value, narrow(entry))
-        self._pending[key] = day
+        self._pending[key] = _Day(day.version, value, narrow(entry))
         if len(self._pending) > _MAX_PENDING:
             # Too much to hold: forget it and let the keeper rebuild the view from Kafka.
             self._pending.clear()

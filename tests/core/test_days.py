@@ -84,7 +84,7 @@ def test_day_record_key_is_account_app_and_iso_day() -> None:
 
 
 def test_day_record_wire_format() -> None:
-    raw = day_record(KEY, USAGE, 3)
+    raw = day_record(KEY, USAGE.columns(), 3)
     assert json.loads(raw) == {
         "format": 2,
         "account_id": "acme",
@@ -100,7 +100,7 @@ def test_day_record_wire_format() -> None:
 
 
 def test_parse_day_record_round_trip() -> None:
-    assert parse_day_record(day_record(KEY, USAGE, 3)) == (KEY, USAGE)
+    assert parse_day_record(day_record(KEY, USAGE.columns(), 3)) == (KEY, USAGE)
 
 
 @FAST
@@ -108,15 +108,15 @@ def test_parse_day_record_round_trip() -> None:
 def test_any_day_round_trips_including_totals_past_64_bits(
     key: DayKey, usage: DayUsage, partition: int
 ) -> None:
-    assert parse_day_record(day_record(key, usage, partition)) == (key, usage)
+    assert parse_day_record(day_record(key, usage.columns(), partition)) == (key, usage)
 
 
 def test_an_empty_day_round_trips() -> None:
-    assert parse_day_record(day_record(KEY, DayUsage(7, {}), 0)) == (KEY, DayUsage(7, {}))
+    assert parse_day_record(day_record(KEY, DayUsage(7, {}).columns(), 0)) == (KEY, DayUsage(7, {}))
 
 
 def _record(**fields: Any) -> bytes:
-    body = json.loads(day_record(KEY, USAGE, 3))
+    body = json.loads(day_record(KEY, USAGE.columns(), 3))
     body.update(fields)
     return json.dumps(body).encode()
 

@@ -18,6 +18,7 @@ from core.statecodec import (
     Kind,
     alert_key,
     counter_key,
+    day_columns,
     day_key,
     day_of_key,
     day_range,
@@ -178,6 +179,17 @@ def test_day_value_layout() -> None:
 @given(usages)
 def test_day_values_round_trip_including_sums_past_64_bits(usage: DayUsage) -> None:
     assert decode_day(encode_day(usage)) == usage
+
+
+@FAST
+@given(usages)
+def test_a_stored_day_reads_as_the_columns_of_its_usage(usage: DayUsage) -> None:
+    # What publication encodes from: the same columns the decoded day would give.
+    columns = day_columns(encode_day(usage))
+    assert columns.version == usage.version
+    assert [list(column) for column in columns[1:]] == [
+        list(column) for column in usage.columns()[1:]
+    ]
 
 
 added_slots = st.dictionaries(

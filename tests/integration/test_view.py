@@ -202,12 +202,12 @@ async def test_day_writes_are_versioned_and_cached_reads_follow_them(backend: st
     try:
         await epoch.begin("e1")
         assert await epoch.finish("e1") == 0
-        assert await writer.write([(day, newer)])
+        assert await writer.write([(day, newer.columns())])
         first = await reader.usage("acme", edges)
         assert first.apps["bot"].between(edges[0], edges[1]) == (2, 3, 5_000_001)
         # Older and equal versions change nothing, in whatever order they come.
-        assert await writer.write([(day, older)])
-        assert await writer.write([(day, newer)])
+        assert await writer.write([(day, older.columns())])
+        assert await writer.write([(day, newer.columns())])
         again = await reader.usage("acme", edges)
         assert again.seq == first.seq
         assert await reader.buckets("acme") == {
@@ -215,7 +215,7 @@ async def test_day_writes_are_versioned_and_cached_reads_follow_them(backend: st
             ("bot", day.day * DAY_MS + 90 * 900_000): Bucket(1, 1),
         }
         # A newer version wins, and the cached month is read again because its stamp moved.
-        assert await writer.write([(day, DayUsage(8, {4: Bucket(3, 6_000_000)}))])
+        assert await writer.write([(day, DayUsage(8, {4: Bucket(3, 6_000_000)}).columns())])
         latest = await reader.usage("acme", edges)
         assert latest.seq > first.seq
         assert latest.apps["bot"].between(edges[0], edges[1]) == (1, 3, 6_000_000)

@@ -114,7 +114,7 @@ async def test_days_written_before_they_carried_bucket_counts_read_the_same(back
         await _complete_view(client, keys, days)
         for key, usage in days.items():
             month, day_of_month = month_day(key.day)
-            legacy = without_counts(encode(usage)[0])
+            legacy = without_counts(encode(usage.columns())[0])
             field = day_field(key.app_id, day_of_month)
             assert await client.hset(keys.day_slots("acme", month), field, legacy) == 0
         await _assert_exact(ViewReader(client, keys, namespace.partitions, 0), days, _edges(rng))
@@ -135,14 +135,14 @@ async def test_a_narrow_month_row_widens_when_a_wide_day_arrives(backend: str) -
     span = [FIRST_DAY * DAY_MS, (FIRST_DAY + 6) * DAY_MS]
     try:
         await _complete_view(client, keys, {})
-        assert await writer.write([(first, DayUsage(1, {10: Bucket(3, 4_000_000)}))])
+        assert await writer.write([(first, DayUsage(1, {10: Bucket(3, 4_000_000)}).columns())])
         assert await client.hstrlen(keys.day_totals("acme", month), "bot") == 31 * NARROW_SIZE
-        assert await writer.write([(later, DayUsage(1, {90: Bucket(1, WIDE)}))])
+        assert await writer.write([(later, DayUsage(1, {90: Bucket(1, WIDE)}).columns())])
         assert await client.hstrlen(keys.day_totals("acme", month), "bot") == 31 * ENTRY_SIZE
         view = await reader.usage("acme", span)
         assert view.apps["bot"].between(*span) == (2, 4, 4_000_000 + WIDE)
         # A narrow day written into the wide row is widened to fit it.
-        assert await writer.write([(first, DayUsage(2, {10: Bucket(5, 1)}))])
+        assert await writer.write([(first, DayUsage(2, {10: Bucket(5, 1)}).columns())])
         view = await reader.usage("acme", span)
         assert view.apps["bot"].between(*span) == (2, 6, 1 + WIDE)
     finally:

@@ -29,7 +29,9 @@ def test_the_day_record_model_reads_what_the_core_writes() -> None:
     from models.usage import DayRecord
 
     usage = DayUsage(41, {3: Bucket(2, 1_500_000), 95: Bucket(1, 7)})
-    record = DayRecord.model_validate_json(day_record(DayKey("acme", "bot", 20_000), usage, 5))
+    record = DayRecord.model_validate_json(
+        day_record(DayKey("acme", "bot", 20_000), usage.columns(), 5)
+    )
     assert (record.format, record.day, record.version) == (2, "2024-10-04", 41)
     assert (record.calls, record.credits) == (3, "1.500007")
     assert record.slots == [(3, 2, "1.5"), (95, 1, "0.000007")]

@@ -32,7 +32,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 
 from config.settings import Settings
-from core.days import DayKey, DayUsage
+from core.days import Bucket, DayColumns, DayKey, DayUsage
 from core.freshness import Progress
 from core.ledger import TermsLookup
 from streams.processor import Processor, StateLogEntry, StateLogReader
@@ -282,20 +282,24 @@ class RecordingView:
 
     async def write(
         self,
-        days: Iterable[tuple[DayKey, DayUsage]],
+        days: Iterable[tuple[DayKey, DayColumns]],
         progress: Mapping[int, Progress] | None = None,
         metrics: Mapping[str, int] | None = None,
         docs: Iterable[tuple[str, str, bytes]] = (),
     ) -> bool:
-        """Apply a write, or fail it whole if it has days and days are refused."""
+        """Apply a write, or fail it whole if it has days and days are refused.
+
+        Days are kept as :class:`DayUsage`, to compare with what records and stores hold.
+        """
         days = list(days)
         self.journal.add("view", "days" if days else "progress")
         if days and self.refuse_days:
             return False
-        for key, usage in days:
+        for key, day in days:
             known = self.days.get(key)
-            if known is None or known.version < usage.version:
-                self.days[key] = usage
+            if known is None or known.version < day.version:
+                buckets = zip(day.order, map(Bucket, day.calls, day.micro), strict=True)
+                self.days[key] = DayUsage(day.version, dict(buckets))
         self.metrics.update(metrics or {})
         self.docs.update(((name, doc_field), body) for name, doc_field, body in docs)
         self.progress.update(progress or {})

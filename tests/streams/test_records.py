@@ -15,7 +15,7 @@ dlq_record = LETTERS.record
 def test_day_records_are_absolute_values_keyed_by_account_app_and_day() -> None:
     day = 1_795_000_500_000 // 86_400_000  # 2026-11-18
     usage = DayUsage(41, {45: Bucket(3, 12_500_000), 2: Bucket(1, 1)})
-    (record,) = day_records([(DayKey("acme", "bot", day), usage)], 3, "buckets")
+    (record,) = day_records([(DayKey("acme", "bot", day), usage.columns())], 3, "buckets")
     assert record.topic == "buckets"
     assert record.key == b"acme|bot|2026-11-18"
     body = json.loads(record.value or b"")

@@ -26,11 +26,11 @@ from view.codec import (
 
 
 def encode_day(usage: DayUsage) -> bytes:
-    return encode(usage)[0]
+    return encode(usage.columns())[0]
 
 
 def day_total(usage: DayUsage) -> bytes:
-    return encode(usage)[1]
+    return encode(usage.columns())[1]
 
 
 BIG = 10**46  # a 40-digit total of credits, in micro-credits: the most a day record can say

@@ -51,7 +51,9 @@ class _FakeRedis:
                 day_of_month, slot = map(int, edge.split("."))
                 usage = by_day.get(day_of_month)
                 totals.append(
-                    (0, 0, 0) if usage is None else PackedDay(encode(usage)[0]).before(slot)
+                    (0, 0, 0)
+                    if usage is None
+                    else PackedDay(encode(usage.columns())[0]).before(slot)
                 )
             found += [app.encode(), entries(totals)]
         return found
