@@ -71,7 +71,8 @@ async def _complete_view(client: Client, keys: ViewKeys, days: dict[DayKey, DayU
     await epoch.begin("e1")
     assert await epoch.finish("e1") == 0
     if days:
-        assert await ViewWriter(client, keys).write(days.items())
+        columns = [(key, usage.columns()) for key, usage in days.items()]
+        assert await ViewWriter(client, keys).write(columns)
 
 
 async def _assert_exact(reader: ViewReader, days: dict[DayKey, DayUsage], edges: list[int]) -> None:
