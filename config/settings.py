@@ -100,7 +100,19 @@ class Settings(BaseSettings):
     )
 
     batch_max_records: int = Field(
-        25_000, ge=1, description="Most records of one fetch handed to the processor at once."
+        25_000,
+        ge=1,
+        description="Most records of one fetch handed to the processor at once (offsets are "
+        "also committed once this many records were applied since the last commit).",
+    )
+    commit_interval_seconds: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description="How often a worker commits the input offsets it has made durable. A "
+        "restarted worker reads again, and skips by its fence, what was applied since the "
+        "last commit: with batch records at full speed, Faust's 2.8 s was up to 2 s of "
+        "replayed fetches before the first new event of a restart.",
     )
     fetch_max_wait_ms: int = Field(
         100,

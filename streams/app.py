@@ -43,6 +43,7 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         broker_commit_every=settings.batch_max_records,
+        broker_commit_interval=settings.commit_interval_seconds,
         broker_max_poll_records=settings.batch_max_records,
         consumer_max_fetch_size=settings.fetch_partition_bytes,
         producer_acks=-1,
