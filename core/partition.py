@@ -273,6 +273,7 @@ class _Run:
         out = self.out
         new_ids = out.new_ids
         terms_of = self._terms
+        counting_periods = self.terms_for is not None
         accepted = duplicates = 0
         for (record, event), key, place, stored in zip(work, keys, places, seen, strict=True):
             if stored is not None or key in run_ids:
@@ -296,16 +297,19 @@ class _Run:
                     added[0] += event.calls
                     added[1] += event.micro
                 cell.version = record.offset
-            if self.terms_for is not None:
+            if counting_periods:
                 account = event.account_id
-                terms = terms_of[account] if account in terms_of else self._terms_of(account)
+                terms = terms_of[account] if account in terms_of else self._ask_terms(account)
                 if terms is not None:
                     self._count_period(terms, record, event, in_day)
         out.accepted += accepted
         out.duplicates += duplicates
 
     def _load_days(self, work: list[tuple[SourceRecord, Event]]) -> list[tuple[str, str, int]]:
-        """Read the days ``work`` touches that the run has not read yet; each event's day."""
+        """Read the days ``work`` touches that the run has not read yet.
+
+        Returns each event's ``(account, app, day)``, in order: the key of its cell.
+        """
         places = [
             (event.account_id, event.app_id, event.occurred_ms // DAY_MS) for _, event in work
         ]
@@ -317,8 +321,8 @@ class _Run:
                 cells[(key.account_id, key.app_id, key.day)] = _Cell(stored)
         return places
 
-    def _terms_of(self, account_id: str) -> Terms | None:
-        """An account's terms, asked of ``terms_for`` once per run."""
+    def _ask_terms(self, account_id: str) -> Terms | None:
+        """Ask ``terms_for`` for an account's terms and keep them for the rest of the run."""
         assert self.terms_for is not None
         terms = self._terms[account_id] = self.terms_for(account_id)
         return terms

@@ -123,9 +123,12 @@ class RecordBatch(Protocol):
         timestamp: int | None,
         key: bytes | None,
         value: bytes | None,
-        headers: Sequence[tuple[str, bytes]] = (),
+        headers: list[tuple[str, bytes]],
     ) -> object | None:
-        """Add a record; None when the batch is full (the first record always fits)."""
+        """Add a record; None when the batch is full (the first record always fits).
+
+        ``headers`` is a list: aiokafka's compiled builder refuses any other sequence.
+        """
         ...
 
 
@@ -638,7 +641,10 @@ class Processor:
         Consecutive records for one given partition without a fallback (a run's state-log
         records) go as whole batches that share their outcome: aiokafka gives every record it
         is sent a future, and on Python 3.11 making one costs a ``getpid`` system call (3.8%
-        of a backfilling worker's main thread, docs/state.md).
+        of a backfilling worker's main thread, docs/state.md). A batch skips ``send``'s
+        client-side size check, so a record too large for the topic is refused by the broker
+        instead (the same permanent error, one round trip later); state-log records are
+        bounded well below the limit (id segments under 3 MiB, ``streams/state/changelog.py``).
         """
         pending: list[tuple[int, Awaitable[Acknowledgement] | KafkaError]] = []
         batch: RecordBatch | None = None
@@ -668,7 +674,8 @@ class Processor:
                 if batch is not None:
                     await submit()
                 batch, place, count = self.producer.create_batch(), target, 1
-                batch.append(timestamp=None, key=r.key, value=r.value, headers=r.headers)
+                first = batch.append(timestamp=None, key=r.key, value=r.value, headers=r.headers)
+                assert first is not None, "an empty batch takes any record"
                 continue
             if batch is not None:
                 await submit()

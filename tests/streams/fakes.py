@@ -35,7 +35,7 @@ from config.settings import Settings
 from core.days import Bucket, DayColumns, DayKey, DayUsage
 from core.freshness import Progress
 from core.ledger import TermsLookup
-from streams.processor import Processor, StateLogEntry, StateLogReader
+from streams.processor import Processor, RecordBatch, StateLogEntry, StateLogReader
 from tests.core.support import local_only
 
 __all__ = (
@@ -150,7 +150,7 @@ class RecordedBatch:
         timestamp: int | None,
         key: bytes | None,
         value: bytes | None,
-        headers: Sequence[tuple[str, bytes]] = (),
+        headers: list[tuple[str, bytes]],
     ) -> object | None:
         """Keep a record; None once the batch is full (the first record always fits)."""
         if len(self.records) >= self.LIMIT:
@@ -200,13 +200,14 @@ class RecordingProducer:
         return RecordedBatch()
 
     async def send_batch(
-        self, batch: RecordedBatch, topic: str, *, partition: int
+        self, batch: RecordBatch, topic: str, *, partition: int
     ) -> Awaitable[Sent]:
         """Keep every record of a batch, or none if one is refused: Kafka takes a batch whole.
 
         Acknowledged with its first record (whose offset the batch's others follow).
         """
-        kept = []
+        assert isinstance(batch, RecordedBatch)
+        kept: list[Sent] = []
         error = None
         place = (topic, partition)
         for key, value, headers in batch.records:
