@@ -663,19 +663,13 @@ class Processor:
         for r in records:
             if r.partition is not None and not r.fallback:
                 target = (r.topic, r.partition)
-                if (
-                    target == place
-                    and batch is not None
-                    and batch.append(timestamp=None, key=r.key, value=r.value, headers=r.headers)
-                    is not None
-                ):
-                    count += 1
-                    continue
-                if batch is not None:
-                    await submit()
-                batch, place, count = self.producer.create_batch(), target, 1
-                first = batch.append(timestamp=None, key=r.key, value=r.value, headers=r.headers)
-                assert first is not None, "an empty batch takes any record"
+                if batch is None or target != place or not _appended(batch, r):
+                    if batch is not None:
+                        await submit()
+                    batch, place, count = self.producer.create_batch(), target, 0
+                    appended = _appended(batch, r)
+                    assert appended, "an empty batch takes any record"
+                count += 1
                 continue
             if batch is not None:
                 await submit()
@@ -728,6 +722,12 @@ class Processor:
         lines = self._progress_of(self._owned.values())
         if lines:
             await self.writer.write((), lines)
+
+
+def _appended(batch: RecordBatch, record: OutRecord) -> bool:
+    """Add ``record`` to ``batch``; False if the batch is full."""
+    added = batch.append(timestamp=None, key=record.key, value=record.value, headers=record.headers)
+    return added is not None
 
 
 def _kafka_state_log(settings: Settings) -> StateLogReader:

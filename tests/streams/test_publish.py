@@ -145,3 +145,4 @@ async def test_a_batch_failing_transiently_is_sent_again_with_everything_after_i
     await _publish(_processor(producer), records)
     values = [r.value for r in records]
     assert producer.sent == values + values  # the first try's two batches, then all again
+    assert producer.batches == [8, 2, 8, 2]  # the failed batch went whole, and again whole
