@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -152,6 +153,30 @@ def _id(account: str, start: date, threshold: int) -> str:
     return f"{account}:{start.isoformat()}:{threshold}"
 
 
+async def _billing_once_used(
+    stack: Stack, account: str, used: str, period: str = "current"
+) -> dict[str, Any]:
+    """The account's billing answer once the view shows `used` credits in the period.
+
+    A webhook can arrive before the view shows the crossing events: alerts are published
+    before the run commits, its days after, so a billing read right after a delivery may
+    still answer the previous total.
+    """
+    answer: dict[str, Any] = {}
+
+    async def shows_used() -> bool:
+        response = await stack.client.get(
+            f"/v1/accounts/{account}/billing", params={"period": period}, headers=auth()
+        )
+        if response.status_code != 200:
+            return False
+        answer.update(response.json())
+        return bool(answer["used"] == used)
+
+    await wait_until(shows_used, timeout=30)
+    return answer
+
+
 async def test_crossing_50_80_100_fires_three_alerts_and_three_signed_deliveries(
     stack_with_hooks: Stack,
 ) -> None:
@@ -183,8 +208,7 @@ async def test_crossing_50_80_100_fires_three_alerts_and_three_signed_deliveries
         if line.startswith('creditflow_alert_deliveries_total{state="delivered"}')
     )
     assert int(delivered.split()[-1]) >= 3
-    billing = (await stack.client.get(f"/v1/accounts/{account}/billing", headers=auth())).json()
-    assert billing["used"] == "120"
+    billing = await _billing_once_used(stack, account, "120")
     assert billing["remaining"] == "0"
     assert billing["overage_credits"] == "20"
     assert billing["overage_amount"] == "10.00"
@@ -259,15 +283,7 @@ async def test_kill9_right_after_a_crossing_neither_loses_nor_repeats_it(
     await wait_until(lambda: stack.receiver.delivered().get(key, 0) >= 1, timeout=60)
     assert set(await _alert_ids(stack, account)) == {key}  # a replay may republish it, same id
     assert {k for k in stack.receiver.delivered() if k.startswith(account + ":")} == {key}
-
-    async def billed() -> bool:
-        # The webhook can arrive before the view shows the crossing events: alerts are
-        # published before the run commits, its days after.
-        response = await stack.client.get(f"/v1/accounts/{account}/billing", headers=auth())
-        return response.status_code == 200 and response.json()["used"] == "60"
-
-    await wait_until(billed, timeout=30)
-    billing = (await stack.client.get(f"/v1/accounts/{account}/billing", headers=auth())).json()
+    billing = await _billing_once_used(stack, account, "60")
     assert [a["alert_id"] for a in billing["alerts"]] == [key]
 
 
@@ -288,10 +304,5 @@ async def test_a_late_event_crossing_a_threshold_of_the_previous_period_fires_fo
     alert = next(r.alert for r in stack.receiver.received if r.idempotency_key == previous)
     assert alert["period"]["start"] == stack.previous_start.isoformat()
     assert Decimal(alert["used"]) == Decimal(55)
-    billing = (
-        await stack.client.get(
-            f"/v1/accounts/{account}/billing", params={"period": "previous"}, headers=auth()
-        )
-    ).json()
-    assert billing["used"] == "55"
+    billing = await _billing_once_used(stack, account, "55", period="previous")
     assert [a["alert_id"] for a in billing["alerts"]] == [previous]
