@@ -6,6 +6,8 @@ For every alert and every endpoint of the account it POSTs the alert JSON with
 refuses stale times, so a captured delivery cannot be replayed later) and ``Idempotency-Key:
 <alert_id>``, until a 2xx answer or the expiry. Redirects are never followed (a 3xx is a
 failed attempt), and only addresses allowed by :mod:`config.targets` are connected to.
+Every alert's document is written to the Redis view here too, whether the account has
+endpoints or not (what the processor wrote with the run's days may have been lost to a crash).
 Every attempt is recorded in the compacted ``creditflow.deliveries.v1`` (and the Redis
 view), so a restarted worker skips what was delivered and resumes what was not. An alert's
 offset is committed only when all its deliveries are final. Delivery is at least once; the
@@ -37,7 +39,7 @@ from config.topics import partitions_of
 from core.buckets import iso_utc, to_epoch_ms
 from streams.replay import replay
 from view import counters
-from view.keys import deliveries_key, delivery_field
+from view.keys import alerts_key, deliveries_key, delivery_field
 from view.writer import ViewWriter
 
 __all__ = ("Deliverer", "backoff_seconds", "sign", "webhook_session")
@@ -229,11 +231,26 @@ class Deliverer:
         if value is None:
             return
         alert = json.loads(value)
-        account_id = alert["account_id"]
-        webhooks = self.accounts.webhooks.get(account_id)
-        if webhooks is None or not webhooks.endpoints:
-            return
-        await asyncio.gather(*(self._deliver(alert, value, e) for e in webhooks.endpoints))
+        webhooks = self.accounts.webhooks.get(alert["account_id"])
+        endpoints = webhooks.endpoints if webhooks is not None else []
+        # Together: a POST does not wait for Redis (it may be down), and the alert's offset
+        # waits for both.
+        await asyncio.gather(
+            self._show(alert, value), *(self._deliver(alert, value, e) for e in endpoints)
+        )
+
+    async def _show(self, alert: dict[str, Any], body: bytes) -> None:
+        """Write the alert's document to the view, retrying until Redis takes it.
+
+        The processor writes it with the run's days, but a worker killed between its state
+        commit and that write leaves the alert only here, in the topic. The alert's offset is
+        committed only after this returns, so a crash before then replays the alert.
+        """
+        doc = (alerts_key(alert["account_id"]), alert["alert_id"], body)
+        attempt = 0
+        while not await self.writer.write((), docs=[doc]):
+            attempt += 1
+            await asyncio.sleep(backoff_seconds(attempt, self._rng))
 
     async def _deliver(self, alert: dict[str, Any], body: bytes, endpoint: Endpoint) -> None:
         key = delivery_field(alert["alert_id"], endpoint.id)

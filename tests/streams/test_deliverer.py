@@ -3,8 +3,13 @@
 import hashlib
 import hmac
 import random
+from types import SimpleNamespace
 
-from streams.deliverer import _Status, backoff_seconds, sign
+import pytest
+
+from config.settings import Settings
+from streams.deliverer import Deliverer, _Status, backoff_seconds, sign
+from view.keys import alerts_key
 
 
 def test_finding_11_signature_covers_a_timestamp_with_the_body() -> None:
@@ -36,3 +41,34 @@ def test_a_recorded_status_resumes_with_its_deadline_and_history() -> None:
     assert (resumed.attempts, resumed.state, resumed.last_status) == (3, "pending", 503)
     assert resumed.history == status.history
     assert not resumed.final
+
+
+class _FlakyView:
+    """A view writer that refuses its first ``failures`` writes, then keeps documents."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.docs: dict[tuple[str, str], bytes] = {}
+
+    async def write(self, days: object, *_: object, docs: object = ()) -> bool:
+        if self.failures:
+            self.failures -= 1
+            return False
+        for name, field, body in docs:  # type: ignore[attr-defined]
+            self.docs[(name, field)] = body
+        return True
+
+
+async def test_an_alert_without_endpoints_reaches_the_view_once_redis_takes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The processor's own write of the document is lost if the worker dies between its state
+    # commit and the view write; the alert topic is then the only place the alert is.
+    monkeypatch.setattr("streams.deliverer.backoff_seconds", lambda attempt, rng: 0)
+    view = _FlakyView(failures=2)
+    accounts = SimpleNamespace(webhooks={})
+    deliverer = Deliverer(Settings(), accounts, view)  # type: ignore[arg-type]
+    body = b'{"alert_id":"acme:2026-11-01:80","account_id":"acme","used":"80"}'
+    await deliverer._deliver_alert(body)
+    assert view.failures == 0, "the refused writes were retried"
+    assert view.docs == {(alerts_key("acme"), "acme:2026-11-01:80"): body}
