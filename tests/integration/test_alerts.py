@@ -208,13 +208,21 @@ async def test_crossing_50_80_100_fires_three_alerts_and_three_signed_deliveries
         )
 
     await wait_until(logged, timeout=15)
-    metrics = (await stack.client.get("/metrics")).text
-    delivered = next(
-        line
-        for line in metrics.splitlines()
-        if line.startswith('creditflow_alert_deliveries_total{state="delivered"}')
-    )
-    assert int(delivered.split()[-1]) >= 3
+
+    async def counted() -> bool:
+        # The counter is written after the delivery's document, by another pipeline.
+        metrics = (await stack.client.get("/metrics")).text
+        delivered = next(
+            (
+                line
+                for line in metrics.splitlines()
+                if line.startswith('creditflow_alert_deliveries_total{state="delivered"}')
+            ),
+            "_ 0",
+        )
+        return int(delivered.split()[-1]) >= 3
+
+    await wait_until(counted, timeout=15)
     billing = await _billing_once_used(stack, account, "120")
     assert billing["remaining"] == "0"
     assert billing["overage_credits"] == "20"

@@ -180,8 +180,12 @@ async def test_finding_03_a_bucket_above_1e9_credits_and_unreadable_records_surv
             await wait_until(counted, timeout=60)
             answer = (await _total(client, account)).json()
             assert answer["apps"] == [{"app_id": "bot", "calls": 3, "credits": "2000000000.000001"}]
-            metrics = (await client.get("/metrics")).text
-            assert 'creditflow_view_skipped_total{reason="unreadable"} 2' in metrics
+
+            async def skipped() -> bool:
+                metrics = (await client.get("/metrics")).text
+                return 'creditflow_view_skipped_total{reason="unreadable"} 2' in metrics
+
+            await wait_until(skipped, timeout=15)
             assert "skipped unreadable record" in worker.log_text()
     finally:
         worker.stop()
