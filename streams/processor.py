@@ -336,7 +336,7 @@ class Processor:
                 ledger,
             )
             outbox = Outbox(store)
-            if restorer.days_restored:
+            if restorer.days_to_queue:
                 await self._mark_unpublished(partition, store, outbox)
         except BaseException:
             store.close()
@@ -386,6 +386,7 @@ class Processor:
         batch = store.batch()
         names = [name for name, raw in store.scan("days") if version_of(raw[TAG_BYTES:]) > since]
         outbox.stage_changed(batch, names, since + 1, watermark)
+        Restorer.stage_queued(batch)
         store.write(batch)
         logger.info("partition %d: %d restored days queued for the view", partition, len(names))
 

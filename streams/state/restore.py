@@ -32,13 +32,17 @@ from core.statecodec import (
     parse_segment_key,
     version_of,
 )
-from streams.state.store import Fence, PartitionStore
+from streams.state.store import Fence, PartitionStore, StoreBatch
 
 __all__ = ("RestoreProgress", "Restorer")
 
 logger = logging.getLogger(__name__)
 
 _RESTORE = b"restore"
+_REQUEUE = b"requeue"
+"""Set in the batch of any restored day, cleared with the outbox marks that queue them: a
+crash or a revocation between a restore's end and that queueing must not leave restored days
+that nothing publishes."""
 _LOCAL = b"local"
 """Stands for the store's own fence among the fences a restore has seen."""
 _BATCH_OPS = 20_000
@@ -85,7 +89,7 @@ class Restorer:
             if fence.applied >= 0:
                 self.fences[_LOCAL] = (fence.applied, fence.watermark_ms, fence.first_day)
         self.progress = RestoreProgress()
-        self.days_restored = 0
+        self._days_staged = False
         self._batch = store.batch()
         self._staged: dict[bytes, bytes | None] = {}
         """Day and total values (with tag) staged in the current batch, for the version merge."""
@@ -99,7 +103,7 @@ class Restorer:
                 self._ids(key, value)
             elif kind == Kind.DAY:
                 self._newest("days", key[1 + TAG_BYTES :], key, value)
-                self.days_restored += 1
+                self._days_staged = True
             elif kind == Kind.TOTAL:
                 self._newest("ledger", Kind.TOTAL + key[1 + TAG_BYTES :], key, value)
             elif kind == Kind.FIRED:
@@ -155,6 +159,9 @@ class Restorer:
     def _write(self, done: bool) -> None:
         for counter, count in self._counters.items():
             self._batch.put("meta", counter, _encode(count))
+        if self._days_staged:
+            self._batch.put("meta", _REQUEUE, b"")
+            self._days_staged = False
         if done:
             self._batch.delete("meta", _RESTORE)
             PartitionStore.stage_fence(self._batch, self.fence())
@@ -197,6 +204,19 @@ class Restorer:
         if batch.ops:
             self.store.write(batch)
         return fence
+
+    @property
+    def days_to_queue(self) -> bool:
+        """Whether restored days may still be missing from the view.
+
+        Queue them, and :meth:`stage_queued` in the same batch.
+        """
+        return self.store.get("meta", _REQUEUE) is not None
+
+    @staticmethod
+    def stage_queued(batch: StoreBatch) -> None:
+        """Say, in the batch that marks them in the outbox, that the restored days are queued."""
+        batch.delete("meta", _REQUEUE)
 
     def other_writers(self) -> set[bytes]:
         """Fence tags of writers seen in the log (the next commit retires them)."""

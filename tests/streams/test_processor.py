@@ -12,6 +12,7 @@ import contextlib
 from datetime import date
 from pathlib import Path
 
+import pytest
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from config.settings import Settings
@@ -156,6 +157,36 @@ async def test_a_fresh_store_restored_from_the_state_log_holds_the_same_state(
         await second.processor.heartbeat({0: 6}, T0)
         assert second.view.days == first.view.days
         assert second.view.progress[0].applied == 5
+
+
+class _Killed(Exception):
+    """A worker killed at this await (nothing of the processor catches it)."""
+
+
+async def test_restored_days_are_queued_for_the_view_after_a_crash_right_after_the_restore(
+    tmp_path: Path,
+) -> None:
+    records = _records(0, 6)
+    async with shell(tmp_path / "first", terms_for=lookup(ACME)) as first:
+        await first.processor.process(records)
+        log = first.producer.state_log(TOPICS.state_topic)
+
+    async def killed(partition: int) -> None:
+        raise _Killed
+
+    async with shell(tmp_path / "second", state_log=log, terms_for=lookup(ACME)) as second:
+        # The restore completes (its fence is written), then the worker dies while it asks
+        # the view what it already has, before the restored days are in the outbox.
+        second.processor._read_view_progress = killed
+        second.processor.assign([0])
+        with pytest.raises(_Killed):
+            await second.processor.process(records)
+    async with shell(tmp_path / "second", state_log=log, terms_for=lookup(ACME)) as restart:
+        restart.processor.assign([0])  # the local store is at the log's end: nothing to read
+        await restart.processor.process(records)
+        await restart.processor.heartbeat({0: 6}, T0)
+        assert restart.view.days == first.view.days
+        assert restart.view.progress[0].applied == 5
 
 
 async def test_a_crash_before_the_state_log_replays_the_run_with_the_same_outputs(

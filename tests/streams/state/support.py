@@ -95,7 +95,17 @@ def restore(path: Path, log: StateLog | Sequence[LogRecord]) -> PartitionStore:
     restorer = Restorer(store)
     restorer.feed(log.records if isinstance(log, StateLog) else log)
     restorer.finish()
+    queued(restorer)
     return store
+
+
+def queued(restorer: Restorer) -> None:
+    """What the processor does once it has queued a restore's days for the view (its outbox
+    marks are not modelled here): the store then says nothing waits to be queued."""
+    if restorer.days_to_queue:
+        batch = restorer.store.batch()
+        Restorer.stage_queued(batch)
+        restorer.store.write(batch)
 
 
 class Worker:
@@ -119,6 +129,7 @@ class Worker:
         self.restorer = Restorer(self.store)
         self.restorer.feed(log.after(self.restorer.log_offset))
         fence = self.restorer.finish()
+        queued(self.restorer)
         ledger = PeriodLedger()
         ledger.restore(*load_ledger(self.store))
         self.state = PartitionState(
