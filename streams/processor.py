@@ -7,7 +7,9 @@ point harmless:
    below the fence are skipped).
 2. **Publish per-record outputs** (dead letters, re-routed events, alerts) and wait until Kafka
    has them: they cannot be derived from the state again, so they go before the commit. A
-   crash here replays the run and republishes the same records (stable ids, dedup).
+   crash here replays the run and republishes the same records (stable ids, dedup). Days
+   still in the outbox that this commit drops past the horizon go to the bucket topic here
+   too, and to the view with step 5.
 3. **Publish the state-log records** (days, totals, ids, expiry tombstones, then the fence) and
    wait: from now on a restore on another machine has the run.
 4. **Commit locally**: one atomic RocksDB batch with the run's state, the fence, the state-log
@@ -472,11 +474,12 @@ class Processor:
         outputs = dlq_records(outcome, self._letters)
         outputs += reroute_records(outcome, self._letters, settings.max_record_bytes)
         outputs += alert_records(outcome, settings.alerts_topic)
+        expiring: list[tuple[DayKey, DayColumns]] = []
         if outcome.expired_before_day is not None:
-            # Expiring days leave the store with this commit: publish what still waits first.
-            outputs += day_records(
-                self._expiring(owned, outcome).items(), state.partition, settings.buckets_topic
-            )
+            # Expiring days leave the store and its outbox with this commit: publish what
+            # still waits first (the view gets them with this run's days, step 5).
+            expiring = list(self._expiring(owned, outcome).items())
+            outputs += day_records(expiring, state.partition, settings.buckets_topic)
         await self._publish(outputs)
         commit = prepare_commit(store, state, outcome, owned.tag, owned.retire)
         offsets = await self._publish(
@@ -494,7 +497,7 @@ class Processor:
         if outcome.expired_before_day is not None:
             await asyncio.to_thread(store.compact_expired, outcome.expired_before_day)
         owned.ran = True
-        await self._flush(owned, outcome, self._cold_days(outcome.accepted))
+        await self._flush(owned, outcome, self._cold_days(outcome.accepted), expiring)
 
     def _expiring(self, owned: _Owned, outcome: BatchOutcome) -> dict[DayKey, DayColumns]:
         assert outcome.expired_before_day is not None
@@ -524,8 +527,18 @@ class Processor:
         settings = self.settings
         return min(settings.outbox_days_per_run, 1 + accepted // settings.outbox_events_per_day)
 
-    async def _flush(self, owned: _Owned, outcome: BatchOutcome | None, cold: int) -> None:
-        """Step 5: publish the outbox's today and yesterday, up to ``cold`` older days, the view."""
+    async def _flush(
+        self,
+        owned: _Owned,
+        outcome: BatchOutcome | None,
+        cold: int,
+        expired: Sequence[tuple[DayKey, DayColumns]] = (),
+    ) -> None:
+        """Step 5: publish the outbox's today and yesterday, up to ``cold`` older days, the view.
+
+        ``expired``: days this commit dropped from the store, already in the bucket topic, for
+        the view only. Should Redis refuse them, the view writer keeps them for its next flush.
+        """
         state = owned.state
         hot_from = day_range(max(0, state.watermark_ms // DAY_MS - 1), 0)[0]
         chosen = owned.outbox.select(cold, hot_from)
@@ -543,7 +556,7 @@ class Processor:
         days += self._stored_days(owned.store, stored)
         if days:
             await self._publish(day_records(days, state.partition, self.settings.buckets_topic))
-        if not await self._update_view(days, outcome):
+        if not await self._update_view([*days, *expired], outcome):
             return  # they stay in the outbox: published again (idempotent) by the next flush
         batch = owned.store.batch()
         owned.outbox.stage_published(batch, chosen)

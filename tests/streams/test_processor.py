@@ -282,6 +282,20 @@ async def test_a_day_still_waiting_in_the_outbox_is_published_before_it_expires(
         ]
 
 
+async def test_a_day_still_waiting_in_the_outbox_reaches_the_view_as_it_expires(
+    tmp_path: Path,
+) -> None:
+    async with shell(tmp_path, late_horizon_days=1) as run:
+        run.view.refuse_days = True  # the day stays in the outbox
+        await run.processor.process([rec(0, T0 + HOUR, [ev("a0", T0 + HOUR - MINUTE)])])
+        run.view.refuse_days = False
+        # The commit that drops the first day from the state (and its outbox) is the last
+        # chance to show it: nothing would publish it again.
+        await run.processor.process([rec(1, T0 + 3 * DAY, [ev("a1", T0 + 3 * DAY - MINUTE)])])
+        assert run.view.days[DayKey("acme", "bot", T0 // DAY_MS)].total == (1, 1_000_000)
+        assert run.view.progress[0].applied == 1
+
+
 def _backfill(offset: int, days: int, per_day: int) -> SourceRecord:
     """One record of ``days * per_day`` events: ``per_day`` on each of the ``days`` days
     before yesterday (older days of the outbox)."""
