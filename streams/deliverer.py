@@ -9,7 +9,8 @@ failed attempt), and only addresses allowed by :mod:`config.targets` are connect
 Every alert's document is written to the Redis view here too, whether the account has
 endpoints or not (what the processor wrote with the run's days may have been lost to a crash).
 Every attempt is recorded in the compacted ``creditflow.deliveries.v1`` (and the Redis
-view), so a restarted worker skips what was delivered and resumes what was not. An alert's
+view), so a restarted worker skips what was delivered and resumes what was not, and so does a
+worker that alert partitions move to (it reads the statuses again on each assignment). An alert's
 offset is committed only when all its deliveries are final. Delivery is at least once; the
 idempotency key lets receivers drop the rare repeat after a crash between a POST and its
 record.
@@ -29,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
 from config.accounts import AccountConfig, Endpoint
 from config.clock import now_ms
@@ -92,6 +93,20 @@ class _Status:
     def final(self) -> bool:
         return self.state != "pending"
 
+    def supersedes(self, known: _Status | None) -> bool:
+        """Whether this recorded status replaces ``known``, the one a worker holds.
+
+        A worker that takes over an alert's partition may hold an older status of its
+        deliveries (from its start, or from its own earlier ownership): the record of another
+        worker that went further, final or with more attempts, wins. A status held final
+        stays, as does one this worker's own attempts have brought as far.
+        """
+        if known is None:
+            return True
+        if known.final:
+            return False
+        return self.final or self.attempts > known.attempts
+
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> _Status:
         """A status as recorded, so a restarted worker resumes it (deadline included)."""
@@ -142,13 +157,13 @@ class Deliverer:
         self._inflight: dict[TopicPartition, dict[int, asyncio.Task[None]]] = {}
 
     async def start(self) -> None:
-        """Load past delivery statuses, then start consuming alerts."""
-        topic = self.settings.deliveries_topic
-        async for batch in replay(self.settings, topic, await partitions_of(self.settings, topic)):
-            for message in batch:
-                if message.value is not None:
-                    status = _Status.from_wire(json.loads(message.value))
-                    self._statuses[status.key] = status
+        """Load past delivery statuses, then start consuming alerts.
+
+        Each later assignment of alert partitions reads the statuses again (:class:`_Handover`):
+        this one fails the start if the topic cannot be read, where a listener's error would
+        only be logged.
+        """
+        await self._load_statuses()
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             acks="all",
@@ -158,7 +173,6 @@ class Deliverer:
         await self._producer.start()
         self._session = webhook_session(self.settings)
         self._consumer = AIOKafkaConsumer(
-            self.settings.alerts_topic,
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             group_id=f"{self.settings.group_id}-deliverer",
             # Static membership, like the worker's own group: a restarted worker gets its
@@ -170,8 +184,31 @@ class Deliverer:
             session_timeout_ms=int(self.settings.session_timeout_seconds * 1000),
             heartbeat_interval_ms=int(max(1.0, self.settings.session_timeout_seconds / 6) * 1000),
         )
+        self._consumer.subscribe([self.settings.alerts_topic], listener=_Handover(self))
         await self._consumer.start()
         self._task = asyncio.ensure_future(self._run())
+
+    async def _load_statuses(self) -> None:
+        """Read the delivery statuses recorded so far, keeping what this worker knows better."""
+        topic = self.settings.deliveries_topic
+        async for batch in replay(self.settings, topic, await partitions_of(self.settings, topic)):
+            for message in batch:
+                if message.value is not None:
+                    recorded = _Status.from_wire(json.loads(message.value))
+                    if recorded.supersedes(self._statuses.get(recorded.key)):
+                        self._statuses[recorded.key] = recorded
+
+    async def _hand_over(self) -> None:
+        """Before a rebalance moves alerts: commit what is final, stop the other deliveries.
+
+        A delivery still running would go on beside the one its next owner starts (this
+        worker's again, perhaps), and both would record the same status.
+        """
+        await self._commit_finished()
+        for tasks in self._inflight.values():
+            for task in tasks.values():
+                task.cancel()
+        self._inflight.clear()
 
     async def stop(self) -> None:
         """Stop consuming; unfinished deliveries resume in the next owner."""
@@ -328,3 +365,18 @@ class Deliverer:
             except Exception as error:
                 logger.warning("recording delivery %s failed: %s", status.key, error)
                 await asyncio.sleep(delay)
+
+
+class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Alert partitions moving between workers: hand over before, reload statuses after."""
+
+    def __init__(self, deliverer: Deliverer) -> None:
+        self._deliverer = deliverer
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._deliverer._hand_over()
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        # What the previous owners recorded since this worker last read the statuses: without
+        # it, delivered alerts were POSTed again and their status rewritten.
+        await self._deliverer._load_statuses()

@@ -1,11 +1,13 @@
 """Delivery bookkeeping and signing (pure parts of the deliverer)."""
 
+import asyncio
 import hashlib
 import hmac
 import random
 from types import SimpleNamespace
 
 import pytest
+from aiokafka import TopicPartition
 
 from config.settings import Settings
 from streams.deliverer import Deliverer, _Status, backoff_seconds, sign
@@ -72,3 +74,40 @@ async def test_an_alert_without_endpoints_reaches_the_view_once_redis_takes_it(
     await deliverer._deliver_alert(body)
     assert view.failures == 0, "the refused writes were retried"
     assert view.docs == {(alerts_key("acme"), "acme:2026-11-01:80"): body}
+
+
+def _recorded(state: str, attempts: int) -> _Status:
+    status = _Status("acme:2026-11-01:80", "acme", "main", "http://h/x")
+    status.state, status.attempts = state, attempts
+    return status
+
+
+def test_a_status_recorded_further_by_another_worker_replaces_the_one_held() -> None:
+    held = _recorded("pending", 2)  # from this worker's start, before a rebalance moved it
+    assert _recorded("delivered", 3).supersedes(held)
+    assert _recorded("pending", 5).supersedes(held)
+    assert _recorded("delivered", 1).supersedes(None)
+
+
+def test_a_status_held_final_or_as_far_stays() -> None:
+    assert not _recorded("expired", 9).supersedes(_recorded("delivered", 3))
+    # This worker's own attempt, recorded: the record is not ahead of it.
+    assert not _recorded("pending", 2).supersedes(_recorded("pending", 2))
+    assert not _recorded("pending", 1).supersedes(_recorded("pending", 2))
+
+
+async def test_a_hand_over_stops_the_deliveries_in_flight() -> None:
+    deliverer = Deliverer(Settings(), SimpleNamespace(webhooks={}), None)  # type: ignore[arg-type]
+    committed: list[str] = []
+
+    async def commit_finished() -> None:
+        committed.append("before the tasks stop")
+
+    deliverer._commit_finished = commit_finished  # type: ignore[method-assign]
+    running = asyncio.ensure_future(asyncio.sleep(3600))
+    deliverer._inflight = {TopicPartition("usage.alerts.v1", 0): {7: running}}
+    await deliverer._hand_over()
+    assert committed == ["before the tasks stop"]
+    await asyncio.sleep(0)
+    assert running.cancelled()
+    assert deliverer._inflight == {}
