@@ -48,6 +48,7 @@ __all__ = ("Deliverer", "backoff_seconds", "sign", "webhook_session")
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Creditflow-Signature"
+_RECORD_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -356,7 +357,12 @@ class Deliverer:
         )
         if self._producer is None:
             return
-        for delay in (0.2, 0.5, 1.0, 2.0, 5.0):
+        # A pending status is recorded again by the next attempt; a final one must be in the
+        # topic before this delivery ends and the alert's offset can commit, since restarts and
+        # rebuilds read it there, so it is retried until Kafka takes it.
+        last = len(_RECORD_RETRY_SECONDS) - 1
+        tries = 0
+        while True:
             try:
                 await self._producer.send_and_wait(
                     self.settings.deliveries_topic, body, key=status.key.encode()
@@ -364,7 +370,10 @@ class Deliverer:
                 return
             except Exception as error:
                 logger.warning("recording delivery %s failed: %s", status.key, error)
-                await asyncio.sleep(delay)
+                if tries == last and not status.final:
+                    return
+                await asyncio.sleep(_RECORD_RETRY_SECONDS[min(tries, last)])
+                tries += 1
 
 
 class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]

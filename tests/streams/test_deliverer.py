@@ -52,7 +52,9 @@ class _FlakyView:
         self.failures = failures
         self.docs: dict[tuple[str, str], bytes] = {}
 
-    async def write(self, days: object, *_: object, docs: object = ()) -> bool:
+    async def write(
+        self, days: object, progress: object = None, metrics: object = None, docs: object = ()
+    ) -> bool:
         if self.failures:
             self.failures -= 1
             return False
@@ -111,3 +113,38 @@ async def test_a_hand_over_stops_the_deliveries_in_flight() -> None:
     await asyncio.sleep(0)
     assert running.cancelled()
     assert deliverer._inflight == {}
+
+
+class _FlakyProducer:
+    """A producer whose first ``failures`` sends fail."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.sent: list[bytes] = []
+
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("broker unreachable")
+        self.sent.append(value)
+
+
+@pytest.mark.parametrize("state", ["delivered", "expired"])
+async def test_a_final_status_is_recorded_however_long_kafka_refuses_it(
+    monkeypatch: pytest.MonkeyPatch, state: str
+) -> None:
+    monkeypatch.setattr("streams.deliverer._RECORD_RETRY_SECONDS", (0, 0))
+    deliverer = Deliverer(Settings(), SimpleNamespace(webhooks={}), _FlakyView(0))  # type: ignore[arg-type]
+    producer = deliverer._producer = _FlakyProducer(failures=5)
+    await deliverer._record(_recorded(state, 1))
+    assert len(producer.sent) == 1  # recorded before the delivery could end
+
+
+async def test_a_pending_status_is_left_to_the_next_attempt_when_kafka_refuses_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("streams.deliverer._RECORD_RETRY_SECONDS", (0, 0))
+    deliverer = Deliverer(Settings(), SimpleNamespace(webhooks={}), _FlakyView(0))  # type: ignore[arg-type]
+    producer = deliverer._producer = _FlakyProducer(failures=5)
+    await deliverer._record(_recorded("pending", 1))
+    assert producer.sent == [] and producer.failures == 3  # two tries, then the next attempt
