@@ -31,6 +31,7 @@ from typing import Any
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 
 from config.accounts import AccountConfig, Endpoint
 from config.clock import now_ms
@@ -48,7 +49,8 @@ __all__ = ("Deliverer", "backoff_seconds", "sign", "webhook_session")
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Creditflow-Signature"
-_RECORD_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+"""Pauses between tries to record a status in Kafka or a document in Redis (then the last)."""
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -85,6 +87,9 @@ class _Status:
     last_error: str | None = None
     delivered_ms: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    recorded: bool = False
+    """Whether the deliveries topic has this state (a delivery cancelled by a rebalance may
+    have reached a final state and not recorded it)."""
 
     @property
     def key(self) -> str:
@@ -118,6 +123,7 @@ class _Status:
         status.delivered_ms = _ms(body.get("delivered_at"))
         status.last_status, status.last_error = body.get("last_status"), body.get("last_error")
         status.history = list(body.get("history") or [])
+        status.recorded = True
         return status
 
     def to_wire(self) -> dict[str, Any]:
@@ -156,13 +162,14 @@ class Deliverer:
         self._policy = TargetPolicy(settings.webhook_networks)
         self._task: asyncio.Task[None] | None = None
         self._inflight: dict[TopicPartition, dict[int, asyncio.Task[None]]] = {}
+        self._rebalances = 0
+        self._read_at = 0
+        """The rebalance count when the statuses were last read (see :meth:`hand_over`)."""
 
     async def start(self) -> None:
         """Load past delivery statuses, then start consuming alerts.
 
-        Each later assignment of alert partitions reads the statuses again (:class:`_Handover`):
-        this one fails the start if the topic cannot be read, where a listener's error would
-        only be logged.
+        The statuses are read again after each rebalance (:meth:`hand_over`).
         """
         await self._load_statuses()
         self._producer = AIOKafkaProducer(
@@ -199,17 +206,25 @@ class Deliverer:
                     if recorded.supersedes(self._statuses.get(recorded.key)):
                         self._statuses[recorded.key] = recorded
 
-    async def _hand_over(self) -> None:
-        """Before a rebalance moves alerts: commit what is final, stop the other deliveries.
+    async def hand_over(self) -> None:
+        """Before alert partitions move: commit what is final, stop what is in flight.
 
-        A delivery still running would go on beside the one its next owner starts (this
-        worker's again, perhaps), and both would record the same status.
+        The statuses are then read again before the next alerts are delivered. A delivery left
+        running would go on beside the one its next owner starts (this worker's again,
+        perhaps). Another worker may have recorded statuses since this one read them: without
+        reading them again, it POSTed delivered alerts once more and rewrote their status. The
+        consume loop reads them, not the rebalance listener: aiokafka hands out the new
+        assignment's records before the listener has returned, and the group's heartbeats
+        wait for it.
         """
-        await self._commit_finished()
-        for tasks in self._inflight.values():
-            for task in tasks.values():
-                task.cancel()
-        self._inflight.clear()
+        self._rebalances += 1
+        try:
+            await self._commit_finished()
+        finally:
+            for tasks in self._inflight.values():
+                for task in tasks.values():
+                    task.cancel()
+            self._inflight.clear()
 
     async def stop(self) -> None:
         """Stop consuming; unfinished deliveries resume in the next owner."""
@@ -217,10 +232,9 @@ class Deliverer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for tasks in self._inflight.values():
-            for task in tasks.values():
-                task.cancel()
         if self._consumer is not None:
+            with contextlib.suppress(KafkaError):
+                await self.hand_over()
             await self._consumer.stop()
         if self._producer is not None:
             await self._producer.stop()
@@ -229,19 +243,40 @@ class Deliverer:
 
     async def _run(self) -> None:
         assert self._consumer is not None
+        batches: dict[TopicPartition, list[Any]] = {}
         while True:
             try:
-                batches = await self._consumer.getmany(timeout_ms=500)
-                for tp, messages in batches.items():
-                    for message in messages:
-                        task = asyncio.ensure_future(self._deliver_alert(message.value))
-                        self._inflight.setdefault(tp, {})[message.offset] = task
+                if not batches:
+                    batches = await self._consumer.getmany(timeout_ms=500)
+                # Kept across a failed read of the statuses: the consumer's position is past
+                # these alerts already.
+                await self._statuses_read()
+                self._start(batches)
+                batches = {}
                 await self._commit_finished()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("alert consumption failed; retrying")
                 await asyncio.sleep(1)
+
+    async def _statuses_read(self) -> None:
+        """Read the recorded statuses again if a rebalance came since they were last read."""
+        rebalances = self._rebalances
+        if self._read_at != rebalances:
+            await self._load_statuses()
+            self._read_at = rebalances
+
+    def _start(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        """A delivery task per alert; none for an alert that has one already."""
+        for tp, messages in batches.items():
+            tasks = self._inflight.setdefault(tp, {})
+            for message in messages:
+                # Records fetched before a rebalance and fetched again after it: one task.
+                if message.offset not in tasks:
+                    tasks[message.offset] = asyncio.ensure_future(
+                        self._deliver_alert(message.value)
+                    )
 
     async def _commit_finished(self) -> None:
         """Commit, per partition, up to the first alert whose deliveries are not final."""
@@ -284,21 +319,28 @@ class Deliverer:
         commit and that write leaves the alert only here, in the topic. The alert's offset is
         committed only after this returns, so a crash before then replays the alert.
         """
-        doc = (alerts_key(alert["account_id"]), alert["alert_id"], body)
-        attempt = 0
-        while not await self.writer.write((), docs=[doc]):
-            attempt += 1
-            await asyncio.sleep(backoff_seconds(attempt, self._rng))
+        docs = [(alerts_key(alert["account_id"]), alert["alert_id"], body)]
+        tries = 0
+        while not await self.writer.write_docs(docs):
+            docs = []  # pending in the writer now: a retry must not bring back an older body
+            await asyncio.sleep(_RETRY_SECONDS[min(tries, len(_RETRY_SECONDS) - 1)])
+            tries += 1
 
     async def _deliver(self, alert: dict[str, Any], body: bytes, endpoint: Endpoint) -> None:
         key = delivery_field(alert["alert_id"], endpoint.id)
         status = self._statuses.get(key)
         if status is not None and status.final:
+            if not status.recorded:
+                await self._record(status, counted=False)
             return
         if status is None:
             status = _Status(alert["alert_id"], alert["account_id"], endpoint.id, endpoint.url)
             status.first_attempt_ms = now_ms()
             self._statuses[key] = status
+        elif status.last_attempt_ms is not None:
+            # Resumed (a restart, a rebalance): its next attempt comes when its backoff says.
+            due_ms = status.last_attempt_ms + backoff_seconds(status.attempts, self._rng) * 1000
+            await asyncio.sleep(max(0.0, due_ms - now_ms()) / 1000)
         deadline = status.first_attempt_ms + self.settings.webhook_expiry_seconds * 1000
         while not status.final:
             await self._attempt(status, body, endpoint)
@@ -312,6 +354,7 @@ class Deliverer:
         assert self._session is not None
         status.attempts += 1
         status.last_attempt_ms = now_ms()
+        status.recorded = False
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "creditflow-webhooks/1",
@@ -346,12 +389,19 @@ class Deliverer:
             status.last_status = None
             status.last_error = f"{type(error).__name__}: {str(error)[:300]}"
 
-    async def _record(self, status: _Status) -> None:
+    async def _record(self, status: _Status, counted: bool = True) -> None:
+        """Record a status in the view and the deliveries topic.
+
+        ``counted``: in the counters too; not for a final state recorded late, counted when
+        it was reached.
+        """
         body = json.dumps(status.to_wire()).encode()
-        result = "ok" if status.state == "delivered" else "failed"
-        metrics = {counters.delivery_attempts(result): 1}
-        if status.final:
-            metrics[counters.deliveries(status.state)] = 1
+        metrics = {}
+        if counted:
+            result = "ok" if status.state == "delivered" else "failed"
+            metrics[counters.delivery_attempts(result)] = 1
+            if status.final:
+                metrics[counters.deliveries(status.state)] = 1
         await self.writer.write(
             (), metrics=metrics, docs=[(deliveries_key(status.account_id), status.key, body)]
         )
@@ -360,32 +410,32 @@ class Deliverer:
         # A pending status is recorded again by the next attempt; a final one must be in the
         # topic before this delivery ends and the alert's offset can commit, since restarts and
         # rebuilds read it there, so it is retried until Kafka takes it.
-        last = len(_RECORD_RETRY_SECONDS) - 1
+        last = len(_RETRY_SECONDS) - 1
         tries = 0
         while True:
             try:
                 await self._producer.send_and_wait(
                     self.settings.deliveries_topic, body, key=status.key.encode()
                 )
+                status.recorded = True
                 return
             except Exception as error:
-                logger.warning("recording delivery %s failed: %s", status.key, error)
+                log = logger.error if tries >= last else logger.warning
+                log("recording delivery %s failed: %s", status.key, error)
                 if tries == last and not status.final:
                     return
-                await asyncio.sleep(_RECORD_RETRY_SECONDS[min(tries, last)])
+                await asyncio.sleep(_RETRY_SECONDS[min(tries, last)])
                 tries += 1
 
 
 class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Alert partitions moving between workers: hand over before, reload statuses after."""
+    """The deliverer's part in a rebalance of alert partitions: :meth:`Deliverer.hand_over`."""
 
     def __init__(self, deliverer: Deliverer) -> None:
         self._deliverer = deliverer
 
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self._deliverer._hand_over()
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._deliverer.hand_over()
 
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        # What the previous owners recorded since this worker last read the statuses: without
-        # it, delivered alerts were POSTed again and their status rewritten.
-        await self._deliverer._load_statuses()
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Nothing here: the consume loop reads the statuses before the next deliveries."""

@@ -88,6 +88,22 @@ class ViewWriter:
             )
         return await self.flush(progress)
 
+    async def write_docs(self, docs: Iterable[tuple[str, str, bytes]] = ()) -> bool:
+        """Write documents only (as :meth:`write`'s ``docs``); False if Redis failed.
+
+        Days and counters wait for the next full flush: a document's writer (the deliverer's
+        alert documents) must not wait for them, nor for a day Redis keeps refusing. What
+        fails stays pending, and a call without documents retries it.
+        """
+        for name, field, body in docs:
+            self._pending_docs[(self.keys.name(name), field)] = body
+        try:
+            await self._flush_docs()
+        except RedisError as error:
+            logger.warning("view document write failed: %s", error)
+            return False
+        return True
+
     def _remember(self, key: DayKey, day: DayColumns) -> bool:
         known = self._pending.get(key)
         if known is not None and known.version >= day.version:
@@ -147,7 +163,9 @@ class ViewWriter:
                     for name, increment in metrics.items():
                         pipe.hincrby(self.keys.metrics, name, increment)
                     await pipe.execute()
-        except RedisError:
+        except BaseException:
+            # A cancelled flush too (the deliverer's, at a rebalance): the increments are the
+            # processor's as well.
             for name, increment in metrics.items():
                 self._pending_metrics[name] = self._pending_metrics.get(name, 0) + increment
             raise

@@ -1,16 +1,20 @@
-"""Delivery bookkeeping and signing (pure parts of the deliverer)."""
+"""The deliverer without a broker: signing, statuses, hand-overs (fakes for the view and the producer)."""
 
 import asyncio
 import hashlib
 import hmac
+import json
 import random
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import CommitFailedError
 
+from config.accounts import Endpoint
 from config.settings import Settings
-from streams.deliverer import Deliverer, _Status, backoff_seconds, sign
+from streams.deliverer import Deliverer, _Handover, _Status, backoff_seconds, sign
 from view.keys import alerts_key
 
 
@@ -46,21 +50,30 @@ def test_a_recorded_status_resumes_with_its_deadline_and_history() -> None:
 
 
 class _FlakyView:
-    """A view writer that refuses its first ``failures`` writes, then keeps documents."""
+    """A view writer whose first ``failures`` document writes fail; it keeps documents."""
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
+        self.pending: dict[tuple[str, str], bytes] = {}
         self.docs: dict[tuple[str, str], bytes] = {}
 
     async def write(
         self, days: object, progress: object = None, metrics: object = None, docs: object = ()
     ) -> bool:
+        return await self.write_docs(docs)  # type: ignore[arg-type]
+
+    async def write_docs(self, docs: list[tuple[str, str, bytes]] = ()) -> bool:  # type: ignore[assignment]
+        self.pending.update(((name, field), body) for name, field, body in docs)
         if self.failures:
             self.failures -= 1
             return False
-        for name, field, body in docs:  # type: ignore[attr-defined]
-            self.docs[(name, field)] = body
+        self.docs.update(self.pending)
+        self.pending.clear()
         return True
+
+
+def _quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("streams.deliverer._RETRY_SECONDS", (0, 0))
 
 
 async def test_an_alert_without_endpoints_reaches_the_view_once_redis_takes_it(
@@ -68,10 +81,9 @@ async def test_an_alert_without_endpoints_reaches_the_view_once_redis_takes_it(
 ) -> None:
     # The processor's own write of the document is lost if the worker dies between its state
     # commit and the view write; the alert topic is then the only place the alert is.
-    monkeypatch.setattr("streams.deliverer.backoff_seconds", lambda attempt, rng: 0)
+    _quick(monkeypatch)
     view = _FlakyView(failures=2)
-    accounts = SimpleNamespace(webhooks={})
-    deliverer = Deliverer(Settings(), accounts, view)  # type: ignore[arg-type]
+    deliverer = Deliverer(Settings(), SimpleNamespace(webhooks={}), view)  # type: ignore[arg-type]
     body = b'{"alert_id":"acme:2026-11-01:80","account_id":"acme","used":"80"}'
     await deliverer._deliver_alert(body)
     assert view.failures == 0, "the refused writes were retried"
@@ -80,7 +92,7 @@ async def test_an_alert_without_endpoints_reaches_the_view_once_redis_takes_it(
 
 def _recorded(state: str, attempts: int) -> _Status:
     status = _Status("acme:2026-11-01:80", "acme", "main", "http://h/x")
-    status.state, status.attempts = state, attempts
+    status.state, status.attempts, status.recorded = state, attempts, True
     return status
 
 
@@ -98,21 +110,65 @@ def test_a_status_held_final_or_as_far_stays() -> None:
     assert not _recorded("pending", 1).supersedes(_recorded("pending", 2))
 
 
-async def test_a_hand_over_stops_the_deliveries_in_flight() -> None:
+class _Message(NamedTuple):
+    offset: int
+    value: bytes | None
+
+
+async def test_after_a_rebalance_the_statuses_another_worker_recorded_are_read_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # This worker read the statuses at its start; another then delivered the alert, and a
+    # rebalance gives this worker the alert's partition before that offset was committed.
+    delivered = _recorded("delivered", 3).to_wire()
+
+    async def partitions(settings: object, topic: str) -> list[int]:
+        return [0]
+
+    async def deliveries(settings: object, topic: str, partitions: object) -> object:
+        yield [_Message(0, json.dumps(delivered).encode())]
+
+    monkeypatch.setattr("streams.deliverer.partitions_of", partitions)
+    monkeypatch.setattr("streams.deliverer.replay", deliveries)
+    deliverer = Deliverer(Settings(), SimpleNamespace(webhooks={}), _FlakyView(0))  # type: ignore[arg-type]
+    held = deliverer._statuses[_recorded("pending", 2).key] = _recorded("pending", 2)
+    deliverer._commit_finished = _nothing  # type: ignore[method-assign]
+    await _Handover(deliverer).on_partitions_revoked(set())
+    await _Handover(deliverer).on_partitions_assigned(set())
+    await deliverer._statuses_read()  # what the consume loop does before its next alerts
+    assert deliverer._statuses[held.key].state == "delivered"
+    deliverer._statuses[held.key] = held
+    await deliverer._statuses_read()  # no rebalance since: not read again
+    assert deliverer._statuses[held.key] is held
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def test_a_hand_over_stops_the_deliveries_in_flight_even_if_its_commit_fails() -> None:
     deliverer = Deliverer(Settings(), SimpleNamespace(webhooks={}), None)  # type: ignore[arg-type]
-    committed: list[str] = []
 
     async def commit_finished() -> None:
-        committed.append("before the tasks stop")
+        raise CommitFailedError("the group moved on")
 
     deliverer._commit_finished = commit_finished  # type: ignore[method-assign]
     running = asyncio.ensure_future(asyncio.sleep(3600))
     deliverer._inflight = {TopicPartition("usage.alerts.v1", 0): {7: running}}
-    await deliverer._hand_over()
-    assert committed == ["before the tasks stop"]
+    with pytest.raises(CommitFailedError):
+        await deliverer.hand_over()
     await asyncio.sleep(0)
     assert running.cancelled()
     assert deliverer._inflight == {}
+
+
+def test_an_alert_fetched_again_after_a_rebalance_gets_one_task() -> None:
+    deliverer = Deliverer(Settings(), SimpleNamespace(webhooks={}), None)  # type: ignore[arg-type]
+    tp = TopicPartition("usage.alerts.v1", 0)
+    deliverer._start({tp: [_Message(7, None)]})
+    first = deliverer._inflight[tp][7]
+    deliverer._start({tp: [_Message(7, None), _Message(8, None)]})
+    assert deliverer._inflight[tp][7] is first and set(deliverer._inflight[tp]) == {7, 8}
 
 
 class _FlakyProducer:
@@ -133,18 +189,34 @@ class _FlakyProducer:
 async def test_a_final_status_is_recorded_however_long_kafka_refuses_it(
     monkeypatch: pytest.MonkeyPatch, state: str
 ) -> None:
-    monkeypatch.setattr("streams.deliverer._RECORD_RETRY_SECONDS", (0, 0))
+    _quick(monkeypatch)
     deliverer = Deliverer(Settings(), SimpleNamespace(webhooks={}), _FlakyView(0))  # type: ignore[arg-type]
     producer = deliverer._producer = _FlakyProducer(failures=5)
-    await deliverer._record(_recorded(state, 1))
+    status = _recorded(state, 1)
+    status.recorded = False
+    await deliverer._record(status)
     assert len(producer.sent) == 1  # recorded before the delivery could end
+    assert status.recorded
 
 
 async def test_a_pending_status_is_left_to_the_next_attempt_when_kafka_refuses_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("streams.deliverer._RECORD_RETRY_SECONDS", (0, 0))
+    _quick(monkeypatch)
     deliverer = Deliverer(Settings(), SimpleNamespace(webhooks={}), _FlakyView(0))  # type: ignore[arg-type]
     producer = deliverer._producer = _FlakyProducer(failures=5)
     await deliverer._record(_recorded("pending", 1))
     assert producer.sent == [] and producer.failures == 3  # two tries, then the next attempt
+
+
+async def test_a_final_state_a_cancelled_delivery_did_not_record_is_recorded_on_resume() -> None:
+    # A rebalance cancelled the delivery after its POST succeeded, before its record.
+    view = _FlakyView(0)
+    deliverer = Deliverer(Settings(), SimpleNamespace(webhooks={}), view)  # type: ignore[arg-type]
+    producer = deliverer._producer = _FlakyProducer(failures=0)
+    status = deliverer._statuses[_recorded("delivered", 2).key] = _recorded("delivered", 2)
+    status.recorded = False
+    alert = {"alert_id": status.alert_id, "account_id": "acme"}
+    await deliverer._deliver(alert, b"{}", Endpoint(id="main", url="http://h/x", secret="s" * 32))
+    assert [json.loads(body)["state"] for body in producer.sent] == ["delivered"]
+    assert status.recorded
