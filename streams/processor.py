@@ -9,7 +9,7 @@ point harmless:
    has them: they cannot be derived from the state again, so they go before the commit. A
    crash here replays the run and republishes the same records (stable ids, dedup). Days
    still in the outbox that this commit drops past the horizon go to the bucket topic here
-   too, and to the view with step 5.
+   too, then to the view.
 3. **Publish the state-log records** (days, totals, ids, expiry tombstones, then the fence) and
    wait: from now on a restore on another machine has the run.
 4. **Commit locally**: one atomic RocksDB batch with the run's state, the fence, the state-log
@@ -477,10 +477,15 @@ class Processor:
         expiring: list[tuple[DayKey, DayColumns]] = []
         if outcome.expired_before_day is not None:
             # Expiring days leave the store and its outbox with this commit: publish what
-            # still waits first (the view gets them with this run's days, step 5).
+            # still waits first.
             expiring = list(self._expiring(owned, outcome).items())
             outputs += day_records(expiring, state.partition, settings.buckets_topic)
         await self._publish(outputs)
+        if expiring:
+            # And show them now, before the commit that forgets them: their values are final,
+            # a replay writes the same versions. Refused, the writer keeps them for its next
+            # flush (and no progress line is written before).
+            await self.writer.write(expiring)
         commit = prepare_commit(store, state, outcome, owned.tag, owned.retire)
         offsets = await self._publish(
             [OutRecord(settings.state_topic, k, v, state.partition) for k, v in commit.records]
@@ -497,7 +502,7 @@ class Processor:
         if outcome.expired_before_day is not None:
             await asyncio.to_thread(store.compact_expired, outcome.expired_before_day)
         owned.ran = True
-        await self._flush(owned, outcome, self._cold_days(outcome.accepted), expiring)
+        await self._flush(owned, outcome, self._cold_days(outcome.accepted))
 
     def _expiring(self, owned: _Owned, outcome: BatchOutcome) -> dict[DayKey, DayColumns]:
         assert outcome.expired_before_day is not None
@@ -527,18 +532,8 @@ class Processor:
         settings = self.settings
         return min(settings.outbox_days_per_run, 1 + accepted // settings.outbox_events_per_day)
 
-    async def _flush(
-        self,
-        owned: _Owned,
-        outcome: BatchOutcome | None,
-        cold: int,
-        expired: Sequence[tuple[DayKey, DayColumns]] = (),
-    ) -> None:
-        """Step 5: publish the outbox's today and yesterday, up to ``cold`` older days, the view.
-
-        ``expired``: days this commit dropped from the store, already in the bucket topic, for
-        the view only. Should Redis refuse them, the view writer keeps them for its next flush.
-        """
+    async def _flush(self, owned: _Owned, outcome: BatchOutcome | None, cold: int) -> None:
+        """Step 5: publish the outbox's today and yesterday, up to ``cold`` older days, the view."""
         state = owned.state
         hot_from = day_range(max(0, state.watermark_ms // DAY_MS - 1), 0)[0]
         chosen = owned.outbox.select(cold, hot_from)
@@ -556,7 +551,7 @@ class Processor:
         days += self._stored_days(owned.store, stored)
         if days:
             await self._publish(day_records(days, state.partition, self.settings.buckets_topic))
-        if not await self._update_view([*days, *expired], outcome):
+        if not await self._update_view(days, outcome):
             return  # they stay in the outbox: published again (idempotent) by the next flush
         batch = owned.store.batch()
         owned.outbox.stage_published(batch, chosen)
