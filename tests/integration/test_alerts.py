@@ -178,7 +178,7 @@ async def _billing_once_used(
             return False
         answer.update(response.json())
         shown = [a["alert_id"] for a in answer["alerts"]]
-        return bool(answer["used"] == used) and alerts in (None, shown)
+        return bool(answer["used"] == used) and (alerts is None or shown == alerts)
 
     await wait_until(shows_used, timeout=30)
     return answer
