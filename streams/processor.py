@@ -291,6 +291,19 @@ class Processor:
                 if owned is not None:
                     owned.store.close()
 
+    def _reload(self, owned: _Owned) -> None:
+        """Load a partition again from its store and state log, before it runs again.
+
+        For a seed whose commit failed: it changed the partition's state in memory (its
+        total, its fired thresholds) without making it durable, and a later commit would have
+        written the seeded marks without the alerts they stand for.
+        """
+        partition = owned.state.partition
+        if self._owned.get(partition) is owned:
+            del self._owned[partition]
+            owned.store.close()
+            self.assign([partition])
+
     async def close(self) -> None:
         """Close every store (shutdown)."""
         await self.revoke(list(self.owned))
@@ -725,7 +738,11 @@ class Processor:
                         owned, None, 0 if owned.ran else self.settings.outbox_days_per_run
                     )
                 owned.ran = False
-                await self._seed(owned)
+                try:
+                    await self._seed(owned)
+                except Exception:
+                    self._reload(owned)
+                    raise
         if self.writer.has_pending and not await self.writer.flush():
             return
         lines = self._progress_of(self._owned.values())

@@ -19,6 +19,7 @@ from config.settings import Settings
 from core.billing import Explicit
 from core.days import DAY_MS, DayKey, parse_day_record
 from core.partition import SourceRecord
+from streams.state.changelog import load_ledger
 from streams.state.store import PartitionStore, StoreBudget
 from tests.core.support import DAY, HOUR, MINUTE, T0, ev, rec, terms
 from tests.streams.fakes import GatedStateLog, Shell, committed_offset, shell
@@ -294,6 +295,40 @@ async def test_a_day_still_waiting_in_the_outbox_reaches_the_view_as_it_expires(
         await run.processor.process([rec(1, T0 + 3 * DAY, [ev("a1", T0 + 3 * DAY - MINUTE)])])
         assert run.view.days[DayKey("acme", "bot", T0 // DAY_MS)].total == (1, 1_000_000)
         assert run.view.progress[0].applied == 1
+
+
+async def test_a_seed_whose_commit_failed_is_made_again_from_what_is_durable(
+    tmp_path: Path,
+) -> None:
+    refusing = False
+
+    def refuse(topic: str, value: bytes | None) -> KafkaError | None:
+        return TopicAuthorizationFailedError() if refusing and topic == TOPICS.state_topic else None
+
+    history: list[int | None] = [None]  # the view is not complete while the run commits
+
+    async def read_history(account: str, start_ms: int, end_ms: int) -> int | None:
+        return history[0]
+
+    async with shell(tmp_path, refuse=refuse, late_horizon_days=1, terms_for=lookup(ACME)) as run:
+        processor = run.processor
+        processor._read_history = read_history
+        now = T0 + 3 * DAY
+        for offset, at_ms in enumerate((T0 + HOUR, now)):  # the state's first day moves on
+            await processor.process([rec(offset, at_ms, [ev(f"o{offset}", at_ms, account="o")])])
+        # Then acme's first event opens its period, which began before the state's first day:
+        # the period waits for a seed from the view's history.
+        await processor.process([rec(2, now, [ev("a2", now - MINUTE)])])
+        history[0], refusing = 0, True
+        with pytest.raises(TopicAuthorizationFailedError):
+            await processor.heartbeat({0: 3}, now)
+        refusing = False
+        await processor._loading[0]  # loaded again from the store, without the failed seed
+        await processor.heartbeat({0: 3}, now)
+        totals, _ = load_ledger(processor._owned[0].store)
+        assert [
+            (key.account_id, total.unseeded_before_ms == key.start_ms) for key, total in totals
+        ] == [("acme", True)], "the seed was committed"
 
 
 def _backfill(offset: int, days: int, per_day: int) -> SourceRecord:
