@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Creditflow-Signature"
 _RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+_STOP_COMMIT_SECONDS = 5.0
 """Pauses between tries to record a status in Kafka or a document in Redis (then the last)."""
 
 
@@ -233,8 +234,11 @@ class Deliverer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._consumer is not None:
-            with contextlib.suppress(KafkaError):
-                await self.hand_over()
+            # What is final is committed for the next owner, unless Kafka is away: a stop
+            # must not wait for it (the next owner then reads those alerts again and finds
+            # their deliveries final).
+            with contextlib.suppress(KafkaError, TimeoutError):
+                await asyncio.wait_for(self.hand_over(), _STOP_COMMIT_SECONDS)
             await self._consumer.stop()
         if self._producer is not None:
             await self._producer.stop()
