@@ -10,10 +10,10 @@ Every alert's document is written to the Redis view here too, whether the accoun
 endpoints or not (what the processor wrote with the run's days may have been lost to a crash).
 Every attempt is recorded in the compacted ``creditflow.deliveries.v1`` (and the Redis
 view), so a restarted worker skips what was delivered and resumes what was not, and so does a
-worker that alert partitions move to (it reads the statuses again on each assignment). An alert's
-offset is committed only when all its deliveries are final. Delivery is at least once; the
-idempotency key lets receivers drop the rare repeat after a crash between a POST and its
-record.
+worker that alert partitions move to (it reads the statuses again after each rebalance). An
+alert's offset is committed only when all its deliveries are final. Delivery is at least
+once; the idempotency key lets receivers drop the rare repeat after a crash between a POST and
+its record.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Creditflow-Signature"
 _RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
-_STOP_COMMIT_SECONDS = 5.0
 """Pauses between tries to record a status in Kafka or a document in Redis (then the last)."""
+_STOP_COMMIT_SECONDS = 5.0
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
