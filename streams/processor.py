@@ -202,6 +202,8 @@ class _Owned:
     published, and the watermark there."""
     ran: bool = False
     """A run happened since the last heartbeat: the runs publish its older days."""
+    fresh: bool = True
+    """Loaded, and no run yet (see :meth:`Processor._run`)."""
 
 
 @dataclass(slots=True)
@@ -444,6 +446,12 @@ class Processor:
                 await self._run(owned, run)
 
     async def _run(self, owned: _Owned, records: list[SourceRecord]) -> None:
+        if owned.fresh:
+            # A seed lost to a crash (its alerts published, its state-log records not) is made
+            # again from the state it was made from, before newer records change the total:
+            # the same alert, not the same alert_id with another `used`.
+            owned.fresh = False
+            await self._seed(owned)
         state, store = owned.state, owned.store
         watermark_before = state.watermark_ms
         outcome = state.apply(records, store, self.partition_for, self.terms_for)

@@ -331,6 +331,41 @@ async def test_a_seed_whose_commit_failed_is_made_again_from_what_is_durable(
         ] == [("acme", True)], "the seed was committed"
 
 
+async def test_a_seed_lost_to_a_crash_fires_the_same_alert_again(tmp_path: Path) -> None:
+    refusing = False
+
+    def refuse(topic: str, value: bytes | None) -> KafkaError | None:
+        return TopicAuthorizationFailedError() if refusing and topic == TOPICS.state_topic else None
+
+    history: list[int | None] = [None]
+
+    async def read_history(account: str, start_ms: int, end_ms: int) -> int | None:
+        return history[0]
+
+    now = T0 + 3 * DAY
+    async with shell(tmp_path, refuse=refuse, late_horizon_days=1, terms_for=lookup(ACME)) as run:
+        processor = run.processor
+        processor._read_history = read_history
+        for offset, at_ms in enumerate((T0 + HOUR, now)):  # the state's first day moves on
+            await processor.process([rec(offset, at_ms, [ev(f"o{offset}", at_ms, account="o")])])
+        await processor.process([rec(2, now, [ev("a2", now - MINUTE)])])
+        # The seed adds 6 credits of history: 7 of 10 crosses 50%. Its alert goes out, then
+        # its state-log records fail.
+        history[0], refusing = 6_000_000, True
+        with pytest.raises(TopicAuthorizationFailedError):
+            await processor.heartbeat({0: 3}, now)
+        refusing = False
+        await processor._loading[0]
+        # More of acme's usage arrives before the next heartbeat.
+        await processor.process([rec(3, now + MINUTE, [ev("a3", now)])])
+        await processor.heartbeat({0: 4}, now + MINUTE)
+        contents: dict[bytes | None, set[bytes | None]] = {}
+        for sent in run.producer.topic(TOPICS.alerts_topic):
+            contents.setdefault(sent.key, set()).add(sent.value)
+        assert b"acme:2026-11-27:50" in contents
+        assert all(len(values) == 1 for values in contents.values()), "one alert id, one content"
+
+
 def _backfill(offset: int, days: int, per_day: int) -> SourceRecord:
     """One record of ``days * per_day`` events: ``per_day`` on each of the ``days`` days
     before yesterday (older days of the outbox)."""
