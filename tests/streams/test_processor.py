@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from config.settings import Settings
 from core.billing import Explicit
-from core.days import DAY_MS, DayKey, parse_day_record
+from core.days import DAY_MS, DayKey, DayUsage, parse_day_record
 from core.partition import SourceRecord
+from streams.processor import StateLogReader
 from streams.state.changelog import load_ledger
 from streams.state.store import PartitionStore, StoreBudget
 from tests.core.support import DAY, HOUR, MINUTE, T0, ev, rec, terms
@@ -139,24 +142,40 @@ async def test_records_at_or_below_the_fence_are_skipped(tmp_path: Path) -> None
         assert len(rerouted) == len(once.producer.topic(TOPICS.calls_topic))
 
 
+class _FirstOwner(NamedTuple):
+    """What a partition's first owner left: its view, stored state, fence and state log."""
+
+    view: dict[DayKey, DayUsage]
+    stored: dict[str, dict[bytes, bytes]]
+    fence: tuple[int, ...]
+    log: StateLogReader
+
+
+async def _first_owner(path: Path, records: list[SourceRecord]) -> _FirstOwner:
+    async with shell(path, terms_for=lookup(ACME)) as first:
+        await first.processor.process(records)
+        return _FirstOwner(
+            first.view.days,
+            _stores_of(first),
+            tuple(first.processor._owned[0].store.fence()),
+            first.producer.state_log(TOPICS.state_topic),
+        )
+
+
 async def test_a_fresh_store_restored_from_the_state_log_holds_the_same_state(
     tmp_path: Path,
 ) -> None:
     records = _records(0, 6)
-    async with shell(tmp_path / "first", terms_for=lookup(ACME)) as first:
-        await first.processor.process(records)
-        stored = _stores_of(first)
-        fence = first.processor._owned[0].store.fence()
-        log = first.producer.state_log(TOPICS.state_topic)
-    async with shell(tmp_path / "second", state_log=log, terms_for=lookup(ACME)) as second:
+    first = await _first_owner(tmp_path / "first", records)
+    async with shell(tmp_path / "second", state_log=first.log, terms_for=lookup(ACME)) as second:
         second.processor.assign([0])
         await second.processor.process(records)  # all at or below the restored fence
-        assert _stores_of(second) == stored
-        assert second.processor._owned[0].store.fence()[:3] == fence[:3]
+        assert _stores_of(second) == first.stored
+        assert second.processor._owned[0].store.fence()[:3] == first.fence[:3]
         assert second.producer.sent == []  # nothing applied again, nothing republished
         # The restored days the view may lack are queued, and the next heartbeat sends them.
         await second.processor.heartbeat({0: 6}, T0)
-        assert second.view.days == first.view.days
+        assert second.view.days == first.view
         assert second.view.progress[0].applied == 5
 
 
@@ -168,9 +187,8 @@ async def test_restored_days_are_queued_for_the_view_after_a_crash_right_after_t
     tmp_path: Path,
 ) -> None:
     records = _records(0, 6)
-    async with shell(tmp_path / "first", terms_for=lookup(ACME)) as first:
-        await first.processor.process(records)
-        log = first.producer.state_log(TOPICS.state_topic)
+    first = await _first_owner(tmp_path / "first", records)
+    log = first.log
 
     async def killed(partition: int) -> None:
         raise _Killed
@@ -186,7 +204,7 @@ async def test_restored_days_are_queued_for_the_view_after_a_crash_right_after_t
         restart.processor.assign([0])  # the local store is at the log's end: nothing to read
         await restart.processor.process(records)
         await restart.processor.heartbeat({0: 6}, T0)
-        assert restart.view.days == first.view.days
+        assert restart.view.days == first.view
         assert restart.view.progress[0].applied == 5
 
 
@@ -267,9 +285,12 @@ async def test_a_day_still_waiting_in_the_outbox_is_published_before_it_expires(
     async with shell(tmp_path, late_horizon_days=1) as run:
         run.view.refuse_days = True  # the day stays in the outbox
         await run.processor.process([rec(0, T0 + HOUR, [ev("a0", T0 + HOUR - MINUTE)])])
+        run.view.refuse_days = False
         published = len(run.producer.topic(TOPICS.buckets_topic))
         mark = len(run.journal.steps)
-        # Two days later: the first day leaves the state (and its outbox) with this commit.
+        # Two days later: the first day leaves the state (and its outbox) with this commit,
+        # the last chance to publish it: to the bucket topic before the state log, and to the
+        # view.
         await run.processor.process([rec(1, T0 + 3 * DAY, [ev("a1", T0 + 3 * DAY - MINUTE)])])
         later = run.journal.steps[mark:]
         first_state_log = next(i for i, s in enumerate(later) if s.topic == TOPICS.state_topic)
@@ -278,53 +299,64 @@ async def test_a_day_still_waiting_in_the_outbox_is_published_before_it_expires(
         )
         records = run.producer.topic(TOPICS.buckets_topic)[published : published + before]
         days = [parse_day_record(s.value or b"") for s in records]
-        assert [(key, usage.total) for key, usage in days] == [
-            (DayKey("acme", "bot", T0 // DAY_MS), (1, 1_000_000))
-        ]
-
-
-async def test_a_day_still_waiting_in_the_outbox_reaches_the_view_as_it_expires(
-    tmp_path: Path,
-) -> None:
-    async with shell(tmp_path, late_horizon_days=1) as run:
-        run.view.refuse_days = True  # the day stays in the outbox
-        await run.processor.process([rec(0, T0 + HOUR, [ev("a0", T0 + HOUR - MINUTE)])])
-        run.view.refuse_days = False
-        # The commit that drops the first day from the state (and its outbox) is the last
-        # chance to show it: nothing would publish it again.
-        await run.processor.process([rec(1, T0 + 3 * DAY, [ev("a1", T0 + 3 * DAY - MINUTE)])])
-        assert run.view.days[DayKey("acme", "bot", T0 // DAY_MS)].total == (1, 1_000_000)
+        first_day = DayKey("acme", "bot", T0 // DAY_MS)
+        assert [(key, usage.total) for key, usage in days] == [(first_day, (1, 1_000_000))]
+        assert run.view.days[first_day].total == (1, 1_000_000)
         assert run.view.progress[0].applied == 1
+
+
+_SEEDED_AT = T0 + 3 * DAY
+
+
+class _Seeding:
+    """A shell's view history (None: not readable now) and whether its state log is refused."""
+
+    def __init__(self) -> None:
+        self.history: int | None = None
+        self.refusing = False
+
+    def refuse(self, topic: str, value: bytes | None) -> KafkaError | None:
+        refused = self.refusing and topic == TOPICS.state_topic
+        return TopicAuthorizationFailedError() if refused else None
+
+    async def read_history(self, account: str, start_ms: int, end_ms: int) -> int | None:
+        return self.history
+
+
+@contextlib.asynccontextmanager
+async def _a_period_waiting_for_its_seed(tmp_path: Path) -> AsyncIterator[tuple[Shell, _Seeding]]:
+    """acme's period opened after the state's first day moved past its start (3 records
+    applied, none of them seeded: the view's history was not readable)."""
+    seeding = _Seeding()
+    async with shell(
+        tmp_path, refuse=seeding.refuse, late_horizon_days=1, terms_for=lookup(ACME)
+    ) as run:
+        run.processor._read_history = seeding.read_history
+        for offset, at_ms in enumerate((T0 + HOUR, _SEEDED_AT)):  # the first day moves on
+            await run.processor.process(
+                [rec(offset, at_ms, [ev(f"o{offset}", at_ms, account="o")])]
+            )
+        await run.processor.process([rec(2, _SEEDED_AT, [ev("a2", _SEEDED_AT - MINUTE)])])
+        yield run, seeding
+
+
+async def _seed_with_its_commit_refused(run: Shell, seeding: _Seeding, history: int) -> None:
+    """A heartbeat seeds the period with ``history``: its alerts go out, its state-log records
+    are refused; the partition is then loaded again."""
+    seeding.history, seeding.refusing = history, True
+    with pytest.raises(TopicAuthorizationFailedError):
+        await run.processor.heartbeat({0: 3}, _SEEDED_AT)
+    seeding.refusing = False
+    await run.processor._loading[0]
 
 
 async def test_a_seed_whose_commit_failed_is_made_again_from_what_is_durable(
     tmp_path: Path,
 ) -> None:
-    refusing = False
-
-    def refuse(topic: str, value: bytes | None) -> KafkaError | None:
-        return TopicAuthorizationFailedError() if refusing and topic == TOPICS.state_topic else None
-
-    history: list[int | None] = [None]  # the view is not complete while the run commits
-
-    async def read_history(account: str, start_ms: int, end_ms: int) -> int | None:
-        return history[0]
-
-    async with shell(tmp_path, refuse=refuse, late_horizon_days=1, terms_for=lookup(ACME)) as run:
+    async with _a_period_waiting_for_its_seed(tmp_path) as (run, seeding):
         processor = run.processor
-        processor._read_history = read_history
-        now = T0 + 3 * DAY
-        for offset, at_ms in enumerate((T0 + HOUR, now)):  # the state's first day moves on
-            await processor.process([rec(offset, at_ms, [ev(f"o{offset}", at_ms, account="o")])])
-        # Then acme's first event opens its period, which began before the state's first day:
-        # the period waits for a seed from the view's history.
-        await processor.process([rec(2, now, [ev("a2", now - MINUTE)])])
-        history[0], refusing = 0, True
-        with pytest.raises(TopicAuthorizationFailedError):
-            await processor.heartbeat({0: 3}, now)
-        refusing = False
-        await processor._loading[0]  # loaded again from the store, without the failed seed
-        await processor.heartbeat({0: 3}, now)
+        await _seed_with_its_commit_refused(run, seeding, 0)  # loaded again without the seed
+        await processor.heartbeat({0: 3}, _SEEDED_AT)
         totals, _ = load_ledger(processor._owned[0].store)
         assert [
             (key.account_id, total.unseeded_before_ms == key.start_ms) for key, total in totals
@@ -332,33 +364,13 @@ async def test_a_seed_whose_commit_failed_is_made_again_from_what_is_durable(
 
 
 async def test_a_seed_lost_to_a_crash_fires_the_same_alert_again(tmp_path: Path) -> None:
-    refusing = False
-
-    def refuse(topic: str, value: bytes | None) -> KafkaError | None:
-        return TopicAuthorizationFailedError() if refusing and topic == TOPICS.state_topic else None
-
-    history: list[int | None] = [None]
-
-    async def read_history(account: str, start_ms: int, end_ms: int) -> int | None:
-        return history[0]
-
-    now = T0 + 3 * DAY
-    async with shell(tmp_path, refuse=refuse, late_horizon_days=1, terms_for=lookup(ACME)) as run:
+    async with _a_period_waiting_for_its_seed(tmp_path) as (run, seeding):
         processor = run.processor
-        processor._read_history = read_history
-        for offset, at_ms in enumerate((T0 + HOUR, now)):  # the state's first day moves on
-            await processor.process([rec(offset, at_ms, [ev(f"o{offset}", at_ms, account="o")])])
-        await processor.process([rec(2, now, [ev("a2", now - MINUTE)])])
-        # The seed adds 6 credits of history: 7 of 10 crosses 50%. Its alert goes out, then
-        # its state-log records fail.
-        history[0], refusing = 6_000_000, True
-        with pytest.raises(TopicAuthorizationFailedError):
-            await processor.heartbeat({0: 3}, now)
-        refusing = False
-        await processor._loading[0]
+        # The seed adds 6 credits of history: 7 of 10 crosses 50%.
+        await _seed_with_its_commit_refused(run, seeding, 6_000_000)
         # More of acme's usage arrives before the next heartbeat.
-        await processor.process([rec(3, now + MINUTE, [ev("a3", now)])])
-        await processor.heartbeat({0: 4}, now + MINUTE)
+        await processor.process([rec(3, _SEEDED_AT + MINUTE, [ev("a3", _SEEDED_AT)])])
+        await processor.heartbeat({0: 4}, _SEEDED_AT + MINUTE)
         contents: dict[bytes | None, set[bytes | None]] = {}
         for sent in run.producer.topic(TOPICS.alerts_topic):
             contents.setdefault(sent.key, set()).add(sent.value)
