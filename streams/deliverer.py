@@ -51,6 +51,13 @@ logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Creditflow-Signature"
 _RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 """Pauses between tries to record a status in Kafka or a document in Redis (then the last)."""
+
+
+def _retry_pause(tries: int) -> float:
+    """The pause after ``tries`` failed tries (counted from 0) of a record or a document."""
+    return _RETRY_SECONDS[min(tries, len(_RETRY_SECONDS) - 1)]
+
+
 _STOP_COMMIT_SECONDS = 5.0
 
 
@@ -327,7 +334,7 @@ class Deliverer:
         tries = 0
         while not await self.writer.write_docs(docs):
             docs = []  # pending in the writer now: a retry must not bring back an older body
-            await asyncio.sleep(_RETRY_SECONDS[min(tries, len(_RETRY_SECONDS) - 1)])
+            await asyncio.sleep(_retry_pause(tries))
             tries += 1
 
     async def _deliver(self, alert: dict[str, Any], body: bytes, endpoint: Endpoint) -> None:
@@ -428,7 +435,7 @@ class Deliverer:
                 log("recording delivery %s failed: %s", status.key, error)
                 if tries == last and not status.final:
                     return
-                await asyncio.sleep(_RETRY_SECONDS[min(tries, last)])
+                await asyncio.sleep(_retry_pause(tries))
                 tries += 1
 
 

@@ -78,8 +78,7 @@ class ViewWriter:
         unwritable = 0
         for key, day in days:
             unwritable += not self._remember(key, day)
-        for name, field, body in docs:
-            self._pending_docs[(self.keys.name(name), field)] = body
+        self._stage_docs(docs)
         for name, increment in (metrics or {}).items():
             self._pending_metrics[name] = self._pending_metrics.get(name, 0) + increment
         if unwritable:
@@ -95,14 +94,17 @@ class ViewWriter:
         alert documents) must not wait for them, nor for a day Redis keeps refusing. What
         fails stays pending, and a call without documents retries it.
         """
-        for name, field, body in docs:
-            self._pending_docs[(self.keys.name(name), field)] = body
+        self._stage_docs(docs)
         try:
             await self._flush_docs()
         except RedisError as error:
             logger.warning("view document write failed: %s", error)
             return False
         return True
+
+    def _stage_docs(self, docs: Iterable[tuple[str, str, bytes]]) -> None:
+        for name, field, body in docs:
+            self._pending_docs[(self.keys.name(name), field)] = body
 
     def _remember(self, key: DayKey, day: DayColumns) -> bool:
         known = self._pending.get(key)

@@ -1,10 +1,11 @@
-"""The deliverer without a broker: signing, statuses, hand-overs (fakes for the view and the producer)."""
+"""The deliverer without a broker: signing, statuses, hand-overs (a fake view and producer)."""
 
 import asyncio
 import hashlib
 import hmac
 import json
 import random
+from collections.abc import Iterable
 from types import SimpleNamespace
 from typing import NamedTuple
 
@@ -58,11 +59,15 @@ class _FlakyView:
         self.docs: dict[tuple[str, str], bytes] = {}
 
     async def write(
-        self, days: object, progress: object = None, metrics: object = None, docs: object = ()
+        self,
+        days: object,
+        progress: object = None,
+        metrics: object = None,
+        docs: Iterable[tuple[str, str, bytes]] = (),
     ) -> bool:
-        return await self.write_docs(docs)  # type: ignore[arg-type]
+        return await self.write_docs(docs)
 
-    async def write_docs(self, docs: list[tuple[str, str, bytes]] = ()) -> bool:  # type: ignore[assignment]
+    async def write_docs(self, docs: Iterable[tuple[str, str, bytes]] = ()) -> bool:
         self.pending.update(((name, field), body) for name, field, body in docs)
         if self.failures:
             self.failures -= 1

@@ -56,7 +56,7 @@ class _Client:
         return SimpleNamespace(sha="0" * 40)
 
 
-async def test_documents_are_written_without_the_days_and_kept_until_redis_takes_them() -> None:
+async def test_a_refused_document_stays_pending_until_a_write_without_documents() -> None:
     client = _Client(RedisConnectionError("down"))
     writer = ViewWriter(client, ViewKeys("cf"))  # type: ignore[arg-type]
     assert not await writer.write_docs([("alerts:{acme}", "acme:2026-11-01:80", b"{}")])
