@@ -26,6 +26,8 @@ from view.keys import ViewKeys
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
+PROCESS_LOGS: list[Path] = []
+"""The log of every worker and API process the tests started, in order (shown when a test fails)."""
 ADMIN_TOKEN = "test-admin-token"
 # The installed default holds no contracts; the suite runs with the demo's accounts, loaded
 # explicitly (a test that needs others sets CREDITFLOW_CONTRACTS_FILE in its namespace).
@@ -161,6 +163,7 @@ class ApiProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ApiProcess:
+        PROCESS_LOGS.append(self.log)
         self.proc = subprocess.Popen(
             [str(ROOT / ".venv" / "bin" / "creditflow"), "api", "--port", str(self.port)],
             env={**os.environ, **self.env.env},
@@ -206,6 +209,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         env = {**os.environ, **self.env.env, "CREDITFLOW_DATA_DIR": str(self.data_dir)}
         handle = self.log.open("ab")
+        PROCESS_LOGS.append(self.log)
         self.proc = subprocess.Popen(
             [str(ROOT / ".venv" / "bin" / "creditflow"), "worker"],
             env=env,
