@@ -12,6 +12,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.partition import Limits
+from view.connection import REPLICA_WAIT_MS
 from view.keys import DEFAULT_PREFIX
 
 __all__ = ("DEV_ADMIN_TOKEN", "AdminTokenError", "Settings", "get_settings", "is_loopback")
@@ -226,6 +227,13 @@ class Settings(BaseSettings):
         64 * 1024 * 1024,
         ge=0,
         description="Bytes of account-months an API process keeps between reads (LRU).",
+    )
+    view_replica_wait_ms: int = Field(
+        REPLICA_WAIT_MS,
+        ge=0,
+        le=60_000,
+        description="On a Redis Cluster, how long a view write waits for a replica to have it "
+        "(kept and retried after); 0: a write is done once its master has it.",
     )
     view_rebuild_log_seconds: float = Field(
         5.0, gt=0, description="How often a view rebuild logs its progress."

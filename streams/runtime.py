@@ -38,7 +38,7 @@ class WorkerRuntime:
         self.settings = settings
         self.redis: Client = connect(settings.redis_url, settings.redis_cluster_nodes)
         keys = ViewKeys(settings.view_prefix)
-        self.writer = ViewWriter(self.redis, keys)
+        self.writer = ViewWriter(self.redis, keys, settings.view_replica_wait_ms)
         # Reads of the view's history, for period totals longer than the state (no cache).
         self._history_reader = ViewReader(self.redis, keys, settings.partitions, cache_bytes=0)
         self.keeper = ViewKeeper(settings, self.redis, self.writer)

@@ -84,7 +84,7 @@ class ViewKeeper:
         self._redis = client
         self._writer = writer
         self._keys = writer.keys
-        self._epoch = ViewEpoch(client, writer.keys)
+        self._epoch = ViewEpoch(client, writer.keys, writer.replica_wait_ms)
         self._me = uuid.uuid4().hex
         # A full scan of the markers at start and after an unfinished rebuild; the cheap
         # sampled check (one slot per shard) otherwise.

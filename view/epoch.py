@@ -11,7 +11,14 @@ incomplete and is rebuilt again.
 
 from __future__ import annotations
 
-from view.connection import Client, run_pipeline, sample_slots, script
+from view.connection import (
+    REPLICA_WAIT_MS,
+    Client,
+    run_commands,
+    run_pipeline,
+    sample_slots,
+    script,
+)
 from view.keys import SLOTS, ViewKeys
 
 __all__ = ("PENDING", "ViewEpoch")
@@ -26,9 +33,12 @@ def _complete(value: bytes | None) -> bool:
 class ViewEpoch:
     """The slot markers of one view."""
 
-    def __init__(self, client: Client, keys: ViewKeys) -> None:
+    def __init__(
+        self, client: Client, keys: ViewKeys, replica_wait_ms: int = REPLICA_WAIT_MS
+    ) -> None:
         self._redis = client
         self._keys = keys
+        self._replica_wait_ms = replica_wait_ms
         self._marker = script(client, "marker")
 
     async def _values(self, slots: list[int]) -> list[bytes | None]:
@@ -57,11 +67,10 @@ class ViewEpoch:
     async def _each_slot(self, step: str, epoch: str) -> list[int]:
         args = [step, (PENDING + epoch.encode()).decode(), epoch]
         calls = [(self._marker, [self._keys.marker(slot)], args) for slot in range(SLOTS)]
-        return await run_pipeline(self._redis, calls)
+        return await run_pipeline(self._redis, calls, self._replica_wait_ms)
 
     async def invalidate(self) -> None:
         """Mark the whole view incomplete (some changes were lost before reaching Redis)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for slot in range(SLOTS):
-                pipe.delete(self._keys.marker(slot))
-            await pipe.execute()
+        markers = [self._keys.marker(slot) for slot in range(SLOTS)]
+        commands = [(marker, ("DEL", marker)) for marker in markers]
+        await run_commands(self._redis, commands, self._replica_wait_ms)

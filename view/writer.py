@@ -7,7 +7,9 @@ values, already encoded) and retried; if Redis loses its data the view keeper re
 Each account's days go in one Lua call holding only that account's keys (one cluster slot);
 the calls of many accounts share a non-transactional pipeline. Global keys (accounts, counters,
 progress) are written afterwards by calls of their own, progress last: a progress line never
-claims a day that is not in Redis yet.
+claims a day that is not in Redis yet. On a cluster a write is done only once a replica has it
+(:func:`view.connection.run_commands`); the counters, whose increments a retry would repeat,
+do not wait.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from core.days import DayColumns, DayKey
 from core.freshness import Progress
 from core.usage import month_day
 from view.codec import ViewValueError, encode, narrow
-from view.connection import Client, Script, run_pipeline, script
+from view.connection import REPLICA_WAIT_MS, Client, Script, run_commands, run_pipeline, script
 from view.counters import VIEW_UNWRITABLE_DAYS
 from view.keys import ViewKeys, month_id
 
@@ -46,9 +48,12 @@ class _Day(NamedTuple):
 class ViewWriter:
     """Applies day values to Redis; remembers what could not be written yet."""
 
-    def __init__(self, client: Client, keys: ViewKeys) -> None:
+    def __init__(
+        self, client: Client, keys: ViewKeys, replica_wait_ms: int = REPLICA_WAIT_MS
+    ) -> None:
         self._redis = client
         self.keys = keys
+        self.replica_wait_ms = replica_wait_ms
         self._write_days = script(client, "write_days")
         self._progress = script(client, "progress")
         self._pending: dict[DayKey, _Day] = {}
@@ -138,10 +143,8 @@ class ViewWriter:
         if not self._pending_docs:
             return
         docs = dict(self._pending_docs)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for (key, name), body in docs.items():
-                pipe.hset(key, name, body)
-            await pipe.execute()
+        commands = [(key, ("HSET", key, name, body)) for (key, name), body in docs.items()]
+        await run_commands(self._redis, commands, self.replica_wait_ms)
         for entry, body in docs.items():
             if self._pending_docs.get(entry) is body:
                 del self._pending_docs[entry]
@@ -154,17 +157,20 @@ class ViewWriter:
         try:
             for start in range(0, len(items), _DAYS_PER_PIPELINE):
                 chunk = items[start : start + _DAYS_PER_PIPELINE]
-                await run_pipeline(self._redis, self._calls(chunk))
+                await run_pipeline(self._redis, self._calls(chunk), self.replica_wait_ms)
                 accounts = {key.account_id for key, _ in chunk}
-                await self._redis.sadd(self.keys.accounts, *accounts)
+                add = (self.keys.accounts, ("SADD", self.keys.accounts, *accounts))
+                await run_commands(self._redis, [add], self.replica_wait_ms)
                 for key, day in chunk:
                     if self._pending.get(key) is day:
                         del self._pending[key]
             if metrics:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for name, increment in metrics.items():
-                        pipe.hincrby(self.keys.metrics, name, increment)
-                    await pipe.execute()
+                counters = self.keys.metrics
+                increments = [
+                    (counters, ("HINCRBY", counters, name, increment))
+                    for name, increment in metrics.items()
+                ]
+                await run_commands(self._redis, increments)
         except BaseException:
             # A cancelled flush too (the deliverer's, at a rebalance): the increments are the
             # processor's as well.
@@ -175,7 +181,8 @@ class ViewWriter:
             args: list[Any] = []
             for partition, line in progress.items():
                 args += [partition, line.encode()]
-            await run_pipeline(self._redis, [(self._progress, [self.keys.progress], args)])
+            calls = [(self._progress, [self.keys.progress], args)]
+            await run_pipeline(self._redis, calls, self.replica_wait_ms)
 
     def _calls(self, days: list[tuple[DayKey, _Day]]) -> list[tuple[Script, list[str], list[Any]]]:
         """One ``write_days`` call per account (and per ``_DAYS_PER_CALL`` of its days)."""

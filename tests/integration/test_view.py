@@ -10,6 +10,7 @@ import signal
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -235,10 +236,23 @@ def _cluster(port: int) -> redis.Redis:
     return redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
 
 
+_NODES = range(REDIS_CLUSTER_PORT, REDIS_CLUSTER_PORT + 6)
+
+
+def _slots() -> list[Any]:
+    """``CLUSTER SLOTS`` as the first node that answers sees it."""
+    for port in _NODES:
+        try:
+            return list(_cluster(port).execute_command("CLUSTER SLOTS"))
+        except redis.RedisError:
+            continue
+    raise AssertionError("no cluster node answers")
+
+
 def _master_of(account: str) -> int:
     """Port of the master serving the account's slot."""
     slot = key_slot(account)
-    for start, end, master, *_ in _cluster(REDIS_CLUSTER_PORT).execute_command("CLUSTER SLOTS"):
+    for start, end, master, *_ in _slots():
         if start <= slot <= end:
             return int(master[1])
     raise AssertionError(f"slot {slot} is not served")
@@ -246,7 +260,7 @@ def _master_of(account: str) -> int:
 
 def _serves_slots(port: int) -> bool:
     """Whether the surviving nodes still see ``port`` as the owner of slots."""
-    for other in range(REDIS_CLUSTER_PORT, REDIS_CLUSTER_PORT + 6):
+    for other in _NODES:
         if other == port:
             continue
         try:
@@ -311,8 +325,7 @@ async def test_cluster_master_killed_9_replica_promoted_answers_exact(
 ) -> None:
     namespace, stream, worker = on_cluster
     victim = _master_of(stream.accounts[0])
-    pid = int((ROOT / ".local" / "rcluster" / str(victim) / "redis.pid").read_text())
-    os.kill(pid, signal.SIGKILL)
+    os.kill(_pid(victim), signal.SIGKILL)
     # Events of more accounts keep coming during the failover; the worker keeps what Redis
     # refuses until the cluster answers again.
     more = generate(namespace.name[-8:] + "b", seed=24, events=2000, accounts=9)
@@ -327,6 +340,10 @@ async def test_cluster_master_killed_9_replica_promoted_answers_exact(
             lambda: _answers_exact(client, both, both.accounts), timeout=30, interval=0.5
         )
     assert worker.alive
+
+
+def _pid(port: int) -> int:
+    return int((ROOT / ".local" / "rcluster" / str(port) / "redis.pid").read_text())
 
 
 @pytest.mark.rcluster

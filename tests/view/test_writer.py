@@ -29,17 +29,15 @@ class _Pipeline:
     ) -> None:
         return None
 
-    def hset(self, key: str, name: str, body: bytes) -> None:
-        self.calls.append(("hset", key, name, body))
+    def execute_command(self, command: str, *args: Any) -> None:
+        self.calls.append((command.lower(), *args))
 
-    def hincrby(self, key: str, name: str, increment: int) -> None:
-        self.calls.append(("hincrby", key, name, increment))
-
-    async def execute(self) -> None:
+    async def execute(self) -> list[None]:
         if self.client.failures:
             failure = self.client.failures.pop(0)
             raise failure
         self.client.applied += self.calls
+        return [None] * len(self.calls)
 
 
 class _Client:
