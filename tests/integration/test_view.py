@@ -239,6 +239,11 @@ def _cluster(port: int) -> redis.Redis:
 _NODES = range(REDIS_CLUSTER_PORT, REDIS_CLUSTER_PORT + 6)
 
 
+def _pid(port: int) -> int:
+    """The process id of the cluster node on ``port`` (as scripts/stack recorded it)."""
+    return int((ROOT / ".local" / "rcluster" / str(port) / "redis.pid").read_text())
+
+
 def _slots() -> list[Any]:
     """``CLUSTER SLOTS`` as the first node that answers sees it."""
     for port in _NODES:
@@ -340,10 +345,6 @@ async def test_cluster_master_killed_9_replica_promoted_answers_exact(
             lambda: _answers_exact(client, both, both.accounts), timeout=30, interval=0.5
         )
     assert worker.alive
-
-
-def _pid(port: int) -> int:
-    return int((ROOT / ".local" / "rcluster" / str(port) / "redis.pid").read_text())
 
 
 @pytest.mark.rcluster
